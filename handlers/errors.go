@@ -1,0 +1,97 @@
+package handlers
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+
+	"deployer/onboard"
+
+	"github.com/gofiber/fiber/v2"
+)
+
+// statusOf maps an error code to its HTTP status.
+func statusOf(code string) int {
+	switch code {
+	case onboard.EInvalid:
+		return http.StatusBadRequest
+	case onboard.ENotFound:
+		return http.StatusNotFound
+	case onboard.EConflict, onboard.ENodeOffline, onboard.ENodeFull, onboard.ECanceled:
+		return http.StatusConflict
+	case onboard.EGridFailed, onboard.EInstallFailed:
+		return http.StatusBadGateway
+	case onboard.ETimeout:
+		return http.StatusGatewayTimeout
+	case onboard.EUnauthorized:
+		return http.StatusUnauthorized
+	case onboard.EForbidden:
+		return http.StatusForbidden
+	default:
+		return http.StatusInternalServerError
+	}
+}
+
+// fromFiber turns Fiber's own errors, such as an unknown route or a body over
+// the limit, into coded errors.
+func fromFiber(err error) error {
+	var fe *fiber.Error
+	if !errors.As(err, &fe) {
+		return err
+	}
+	switch fe.Code {
+	case http.StatusNotFound:
+		return onboard.Errorf(onboard.ENotFound, "There is no page here. Check the address.")
+	case http.StatusRequestEntityTooLarge:
+		return onboard.Errorf(onboard.EInvalid, "The request body is too large: at most %d KiB.", bodyLimit/1024)
+	case http.StatusMethodNotAllowed:
+		return onboard.Errorf(onboard.EInvalid, "This address does not take that method.")
+	case http.StatusBadRequest, http.StatusUnprocessableEntity:
+		return onboard.Errorf(onboard.EInvalid, "The request could not be read: %s", fe.Message)
+	}
+	return err
+}
+
+type errorBody struct {
+	Error errorJSON `json:"error"`
+}
+
+type errorJSON struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Field   string `json:"field,omitempty"`
+}
+
+type errorView struct {
+	Code, Message, Field string
+}
+
+// handleError is the one place where errors become responses: JSON for the
+// API, a fragment for htmx, a page for browsers. Internal errors are logged
+// with the request id and shown as a plain message.
+func (h *handler) handleError(c *fiber.Ctx, err error) error {
+	err = fromFiber(err)
+	code := onboard.ErrorCode(err)
+	status := statusOf(code)
+	msg := onboard.ErrorMessage(err)
+	if status >= 500 && code == onboard.EInternal {
+		h.log.Error("Request failed", "request_id", requestID(c), "method", c.Method(), "path", c.Path(), "error", err)
+	}
+
+	switch {
+	case strings.HasPrefix(c.Path(), "/api/"):
+		return c.Status(status).JSON(errorBody{Error: errorJSON{Code: code, Message: msg, Field: onboard.ErrorField(err)}})
+	case isHTMX(c):
+		c.Set(hxRetarget, errorTarget(c))
+		c.Set(hxReswap, "innerHTML")
+		return h.renderFragment(c, status, "partials/error", errorView{Code: code, Message: msg, Field: onboard.ErrorField(err)})
+	default:
+		heading := http.StatusText(status)
+		return h.renderPage(c, status, "pages/error", errorPage{page: h.page(c, heading, ""), Heading: heading, Message: msg})
+	}
+}
+
+type errorPage struct {
+	page
+	Heading, Message string
+}

@@ -1,0 +1,73 @@
+package handlers
+
+import (
+	"net/http"
+	"strings"
+
+	"deployer/onboard"
+
+	"github.com/gofiber/fiber/v2"
+)
+
+type stepResultView struct {
+	Message  string
+	ResumeID string
+}
+
+// stepDone answers a per-step call: the tester's JSON for the API, a step
+// result for a Retry pressed on an onboarding panel, and the re-rendered
+// tester block otherwise.
+func (h *handler) stepDone(c *fiber.Ctx, username string, t *onboard.Tester, err error,
+	describe func(*onboard.Tester) string) error {
+	if err != nil {
+		return err
+	}
+	if isAPI(c) {
+		return c.JSON(newTesterJSON(t))
+	}
+	if id := c.Get(resumeHeader); id != "" {
+		view := stepResultView{Message: describe(t)}
+		if o, err := h.Runner.Onboarding(userContext(c), id); err == nil && o.Username == username && o.Finished() &&
+			o.Status != onboard.StatusSucceeded && !t.IsReady() {
+			view.ResumeID = o.ID
+			view.Message += " Press Resume setup to run the remaining stages."
+		}
+		return h.renderFragment(c, http.StatusOK, "partials/step_result", view)
+	}
+	return h.renderTesterDetail(c, t)
+}
+
+// renderTesterDetail renders the tester block with its current onboarding
+// state.
+func (h *handler) renderTesterDetail(c *fiber.Ctx, t *onboard.Tester) error {
+	history, err := h.Runner.Onboardings(userContext(c), t.Username, 1)
+	if err != nil {
+		return err
+	}
+	var active, latest *onboard.Onboarding
+	if len(history) > 0 {
+		latest = history[0]
+		if !latest.Finished() {
+			active = latest
+		}
+	}
+	return h.renderFragment(c, http.StatusOK, "partials/tester_detail", h.newTesterView(t, active, latest))
+}
+
+type otpView struct {
+	Username, Password string
+}
+
+// resetPassword makes a new one-time password and shows it once.
+func (h *handler) resetPassword(c *fiber.Ctx) error {
+	username := strings.ToLower(c.Params("username"))
+	password, err := h.svc.ResetPassword(userContext(c), username)
+	if err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	if isAPI(c) {
+		return c.JSON(fiber.Map{"username": username, "one_time_password": password})
+	}
+	return h.renderFragment(c, http.StatusOK, "partials/otp", otpView{Username: username, Password: password})
+}

@@ -1,0 +1,349 @@
+package handlers
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"deployer/onboard"
+
+	"github.com/gofiber/fiber/v2"
+)
+
+// localStreaming marks a request whose response is an event stream, which
+// logs itself when it closes.
+const localStreaming = "streaming"
+
+// Event names of the streams. The page's sse-close matches streamDone.
+const (
+	streamSnapshot = "snapshot"
+	streamUpdate   = "update"
+	streamDone     = "done"
+	// streamEvent names JSON events that carry one stored event each.
+	streamEvent = "event"
+)
+
+// streamRetry is the reconnect delay the streams ask browsers for.
+const streamRetry = 2 * time.Second
+
+func isEventStream(c *fiber.Ctx) bool {
+	return c.Method() == fiber.MethodGet && strings.HasSuffix(c.Path(), "/events") &&
+		strings.Contains(c.Path(), "/onboardings/")
+}
+
+// streamCursor returns the last event id the client has, from the
+// Last-Event-ID header or the after query parameter.
+func streamCursor(c *fiber.Ctx) (int64, bool) {
+	raw := c.Get("Last-Event-ID")
+	if raw == "" {
+		raw = c.Query("after")
+	}
+	if raw == "" {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(raw), 10, 64)
+	if err != nil || n < 0 {
+		return 0, false
+	}
+	return n, true
+}
+
+func setStreamHeaders(c *fiber.Ctx) {
+	c.Set(fiber.HeaderContentType, "text/event-stream; charset=utf-8")
+	c.Set(fiber.HeaderCacheControl, "no-cache")
+	c.Set("X-Accel-Buffering", "no")
+	c.Set(fiber.HeaderConnection, "keep-alive")
+	c.Locals(localStreaming, true)
+}
+
+// streamOnboardingEvents sends an onboarding's progress as server-sent
+// events: HTML fragments that replace the panel's parts by id for pages, or
+// JSON events for the API. It subscribes before it reads the stored state,
+// so that nothing falls between the two.
+func (h *handler) streamOnboardingEvents(c *fiber.Ctx) error {
+	id := strings.Clone(c.Params("id"))
+	cursor, hasCursor := streamCursor(c)
+	hub := h.Runner.Hub()
+	sub := hub.Subscribe(id)
+	o, err := h.Runner.Onboarding(userContext(c), id)
+	if err != nil {
+		hub.Unsubscribe(sub)
+		msg := "This onboarding could not be read. Reload the page."
+		if onboard.ErrorCode(err) == onboard.ENotFound {
+			msg = "This onboarding does not exist. Check the address."
+		}
+		return h.closeStream(c, id, msg)
+	}
+
+	setStreamHeaders(c)
+	s := &stream{
+		h: h, id: id, json: isAPI(c), sub: sub, state: o, cursor: cursor, hasCursor: hasCursor,
+		requestID: requestID(c), admin: actorFrom(c), opened: time.Now(),
+	}
+	c.Context().SetBodyStreamWriter(s.run)
+	return nil
+}
+
+// closeStream answers a stream that cannot be followed, because the
+// onboarding is unknown or the session ended, with a message and the closing
+// event, and status 200: the SSE extension reconnects forever after any
+// other status.
+func (h *handler) closeStream(c *fiber.Ctx, id, message string) error {
+	setStreamHeaders(c)
+	c.Locals(localStreaming, nil)
+	var data []byte
+	if isAPI(c) {
+		data, _ = json.Marshal(errorBody{Error: errorJSON{Code: onboard.ENotFound, Message: message}})
+	} else {
+		var buf bytes.Buffer
+		target := "ob-" + id + "-result"
+		if err := h.Views.Render(&buf, "partials/stream_closed", map[string]string{"Target": target, "Message": message}); err != nil {
+			return err
+		}
+		data = buf.Bytes()
+	}
+	var out bytes.Buffer
+	writeEvent(&out, 1, streamDone, data)
+	c.Status(fiber.StatusOK)
+	c.Response().SetBody(out.Bytes())
+	return nil
+}
+
+// stream is one open event stream. Only its run goroutine touches it.
+type stream struct {
+	h         *handler
+	id        string
+	json      bool
+	sub       *onboard.Subscription
+	state     *onboard.Onboarding
+	cursor    int64
+	hasCursor bool
+	// last is the id of the newest stored event the client has.
+	last      int64
+	requestID string
+	admin     string
+	opened    time.Time
+	sent      int
+}
+
+// run owns the response writer: it selects over the subscription, the
+// heartbeat and shutdown, and ends at the first failed write.
+func (s *stream) run(w *bufio.Writer) {
+	hub := s.h.Runner.Hub()
+	reason := "client gone"
+	defer func() {
+		hub.Unsubscribe(s.sub)
+		s.h.log.Info("Event stream closed", "request_id", s.requestID, "onboarding_id", s.id, "admin", s.admin,
+			"events_sent", s.sent, "duration_ms", time.Since(s.opened).Milliseconds(), "reason", reason)
+	}()
+
+	done, err := s.start(w)
+	if err != nil || done {
+		if done {
+			reason = "onboarding finished"
+		}
+		return
+	}
+	heartbeat := time.NewTicker(s.h.cfg.Heartbeat)
+	defer heartbeat.Stop()
+	for {
+		select {
+		case e := <-s.sub.C():
+			done, err := s.deliver(w, e)
+			if err == nil && !done && s.sub.Lagged() {
+				done, err = s.catchUp(w)
+			}
+			if err != nil {
+				return
+			}
+			if done {
+				reason = "onboarding finished"
+				return
+			}
+		case <-heartbeat.C:
+			if _, err := w.WriteString(": heartbeat\n\n"); err != nil || w.Flush() != nil {
+				return
+			}
+		case <-hub.Closed():
+			reason = "server stopping"
+			// The browser reconnects after the retry delay, with its last id.
+			fmt.Fprintf(w, ": the deployer is stopping\nretry: %d\n\n", streamRetry.Milliseconds())
+			w.Flush()
+			return
+		}
+	}
+}
+
+// start sends what the client lacks: the whole panel for a page without a
+// cursor, the stored events after the cursor for the API, and the closing
+// event when the onboarding already finished.
+func (s *stream) start(w *bufio.Writer) (done bool, err error) {
+	fmt.Fprintf(w, "retry: %d\n\n", streamRetry.Milliseconds())
+	if s.json {
+		events, err := s.h.Runner.Events(context.Background(), s.id, s.cursor, 0)
+		if err != nil {
+			return false, err
+		}
+		s.last = s.cursor
+		for _, e := range events {
+			if e.Seq > s.state.LastSeq {
+				break // a live event will bring it, applied to the state
+			}
+			if err := s.sendJSON(w, e); err != nil {
+				return false, err
+			}
+		}
+		s.last = max(s.last, s.state.LastSeq)
+	} else {
+		s.last = s.state.LastSeq
+		switch {
+		case !s.hasCursor:
+			err = s.sendPanel(w, streamSnapshot, s.last)
+		case s.cursor < s.last:
+			err = s.sendPanel(w, streamUpdate, s.last)
+		}
+		if err != nil {
+			return false, err
+		}
+	}
+	if s.state.Finished() {
+		return true, s.sendDone(w)
+	}
+	return false, w.Flush()
+}
+
+// deliver applies a live event and sends it; a gap in the sequence is
+// filled from the store first.
+func (s *stream) deliver(w *bufio.Writer, e onboard.Event) (done bool, err error) {
+	if e.Seq <= s.last {
+		return false, nil
+	}
+	if e.Seq > s.last+1 {
+		return s.catchUp(w)
+	}
+	return s.apply(w, []onboard.Event{e})
+}
+
+// catchUp reads every stored event after the last one sent.
+func (s *stream) catchUp(w *bufio.Writer) (done bool, err error) {
+	events, err := s.h.Runner.Events(context.Background(), s.id, s.last, 0)
+	if err != nil {
+		return false, err
+	}
+	if len(events) == 0 {
+		return false, nil
+	}
+	return s.apply(w, events)
+}
+
+func (s *stream) apply(w *bufio.Writer, events []onboard.Event) (done bool, err error) {
+	for _, e := range events {
+		s.state.Apply(e)
+		s.last = e.Seq
+		if s.json {
+			if err := s.sendJSON(w, e); err != nil {
+				return false, err
+			}
+		}
+	}
+	if !s.json {
+		if err := s.sendPanel(w, streamUpdate, s.last); err != nil {
+			return false, err
+		}
+	}
+	if s.state.Finished() {
+		return true, s.sendDone(w)
+	}
+	return false, w.Flush()
+}
+
+func (s *stream) sendJSON(w *bufio.Writer, e onboard.Event) error {
+	data, err := json.Marshal(newEventJSON(e))
+	if err != nil {
+		return err
+	}
+	s.sent++
+	return writeEvent(w, e.Seq, streamEvent, data)
+}
+
+// sendPanel sends every part of the panel, each replacing its element by id.
+func (s *stream) sendPanel(w *bufio.Writer, name string, id int64) error {
+	data, err := s.h.panelParts(s.state)
+	if err != nil {
+		return err
+	}
+	s.sent++
+	return writeEvent(w, id, name, data)
+}
+
+// sendDone sends the final state with the closing event, whose id follows
+// the last stored event's.
+func (s *stream) sendDone(w *bufio.Writer) error {
+	var data []byte
+	var err error
+	if s.json {
+		data, err = json.Marshal(newOnboardingJSON(s.state))
+	} else {
+		data, err = s.h.panelParts(s.state)
+	}
+	if err != nil {
+		return err
+	}
+	s.sent++
+	if err := writeEvent(w, s.last+1, streamDone, data); err != nil {
+		return err
+	}
+	return w.Flush()
+}
+
+// panelParts renders the panel's parts for out-of-band swaps.
+func (h *handler) panelParts(o *onboard.Onboarding) ([]byte, error) {
+	v := newPanelView(o, "")
+	v.OOB = true
+	var buf bytes.Buffer
+	if err := h.Views.Render(&buf, "partials/panel_parts", v); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// writeEvent writes one server-sent event. The data is split on CR, LF and
+// CRLF, each line getting its own data field, so that no value can end the
+// event early or forge another.
+func writeEvent(w interface {
+	WriteString(string) (int, error)
+	Write([]byte) (int, error)
+}, id int64, name string, data []byte) error {
+	var b bytes.Buffer
+	b.Grow(len(data) + 64)
+	b.WriteString("id: ")
+	b.WriteString(strconv.FormatInt(id, 10))
+	b.WriteString("\nevent: ")
+	b.WriteString(name)
+	b.WriteByte('\n')
+	for len(data) > 0 {
+		i := bytes.IndexAny(data, "\r\n")
+		line := data
+		if i >= 0 {
+			line = data[:i]
+		}
+		b.WriteString("data: ")
+		b.Write(line)
+		b.WriteByte('\n')
+		if i < 0 {
+			break
+		}
+		if data[i] == '\r' && i+1 < len(data) && data[i+1] == '\n' {
+			i++
+		}
+		data = data[i+1:]
+	}
+	b.WriteByte('\n')
+	_, err := w.Write(b.Bytes())
+	return err
+}

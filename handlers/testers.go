@@ -1,0 +1,265 @@
+package handlers
+
+import (
+	"net/http"
+	"strings"
+	"time"
+
+	"deployer/onboard"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
+)
+
+// testerForm is the create-or-register body; the one-click form adds node_id
+// and form_key.
+type testerForm struct {
+	Username string      `json:"username" form:"username"`
+	FullName string      `json:"full_name" form:"full_name"`
+	Email    string      `json:"email" form:"email"`
+	NodeID   nodeIDParam `json:"node_id" form:"node_id"`
+	FormKey  string      `json:"form_key" form:"form_key"`
+	CSRF     string      `json:"-" form:"_csrf"`
+}
+
+func (f testerForm) input() onboard.TesterInput {
+	return onboard.TesterInput{Username: f.Username, FullName: f.FullName, Email: f.Email}
+}
+
+// testerRow is one line of the testers table.
+type testerRow struct {
+	Username, FullName, Email, NodeID, DeploymentState, InstallState, CockpitURL string
+}
+
+type testersPage struct {
+	page
+	Form     startFormView
+	Capacity capacityView
+	Testers  []testerRow
+	Running  []panelView
+	SimPanel *simView
+}
+
+type startFormView struct {
+	FormKey string
+	NodeID  string
+}
+
+func (h *handler) showTestersPage(c *fiber.Ctx) error {
+	ctx := userContext(c)
+	testers, err := h.svc.Testers(ctx)
+	if err != nil {
+		return err
+	}
+	p := testersPage{
+		page:     h.page(c, "Testers", "testers"),
+		Form:     startFormView{FormKey: uuid.NewString(), NodeID: h.cfg.DefaultNode},
+		Capacity: h.capacityView(c, h.cfg.DefaultNode),
+	}
+	for _, t := range testers {
+		p.Testers = append(p.Testers, testerRow{
+			Username: t.Username, FullName: t.FullName, Email: t.Email, NodeID: t.Deployment.NodeID,
+			DeploymentState: t.Deployment.State, InstallState: t.InstallState, CockpitURL: t.CockpitURL,
+		})
+	}
+	running, err := h.Runner.Onboardings(ctx, "", 20)
+	if err != nil {
+		return err
+	}
+	for _, o := range running {
+		if !o.Finished() {
+			p.Running = append(p.Running, newPanelView(o, ""))
+		}
+	}
+	if h.sim != nil {
+		sv, err := h.simView(c, "")
+		if err != nil {
+			return err
+		}
+		p.SimPanel = &sv
+	}
+	return h.renderPage(c, http.StatusOK, "pages/testers", p)
+}
+
+// testerView is the tester detail block with the step buttons that make
+// sense in its state.
+type testerView struct {
+	Username, FullName, Email, Account, InstallState, InstallError, CockpitURL string
+	DeploymentState, NodeID, Gateway, DeploymentError                          string
+	Contracts                                                                  []onboard.Contract
+	CanProvision, CanInstall, CanTeardown, CanResetPassword                    bool
+	ProvisionNode, ResumeID, BusyReason                                        string
+	Busy                                                                       bool
+}
+
+func (h *handler) newTesterView(t *onboard.Tester, active, latest *onboard.Onboarding) testerView {
+	d := t.Deployment
+	v := testerView{
+		Username: t.Username, FullName: t.FullName, Email: t.Email, Account: t.Account,
+		InstallState: t.InstallState, InstallError: t.InstallError, CockpitURL: t.CockpitURL,
+		DeploymentState: d.State, NodeID: d.NodeID, Gateway: d.Gateway, DeploymentError: d.Error,
+		Contracts: d.Contracts, ProvisionNode: d.NodeID, CanResetPassword: t.Account == onboard.AccountCreated,
+	}
+	if v.ProvisionNode == "" {
+		v.ProvisionNode = h.cfg.DefaultNode
+	}
+	switch d.State {
+	case onboard.DeploymentProvisioning, onboard.DeploymentTearingDown:
+		v.Busy = true
+	}
+	if t.InstallState == onboard.InstallInstalling {
+		v.Busy = true
+	}
+	if active != nil {
+		v.Busy = true
+		v.BusyReason = "An onboarding is running for this tester; its panel above shows the progress. The step buttons come back when it ends."
+		return v
+	}
+	v.CanProvision = d.State == onboard.DeploymentNone || d.State == onboard.DeploymentFailed
+	v.CanInstall = d.State == onboard.DeploymentActive
+	v.CanTeardown = t.HasDeployment() && d.State != onboard.DeploymentProvisioning && d.State != onboard.DeploymentTearingDown
+	if latest != nil && (latest.Status == onboard.StatusFailed || latest.Status == onboard.StatusCanceled) && !t.IsReady() {
+		v.ResumeID = latest.ID
+	}
+	return v
+}
+
+type testerPage struct {
+	page
+	Tester   testerView
+	Running  []panelView
+	History  []historyRow
+	Activity []onboard.AuditEntry
+	StepLog  []onboard.LogLine
+}
+
+type historyRow struct {
+	ID, Username, StartedBy, NodeID, Status, Stage string
+	Attempt                                        int
+	CreatedAt                                      time.Time
+}
+
+func historyRows(list []*onboard.Onboarding) []historyRow {
+	rows := make([]historyRow, 0, len(list))
+	for _, o := range list {
+		rows = append(rows, historyRow{
+			ID: o.ID, Username: o.Username, StartedBy: o.StartedBy, NodeID: o.NodeID, Status: o.Status,
+			Stage: o.CurrentStage().Name, Attempt: o.Attempt, CreatedAt: o.CreatedAt,
+		})
+	}
+	return rows
+}
+
+func (h *handler) showTesterPage(c *fiber.Ctx) error {
+	ctx := userContext(c)
+	username := strings.ToLower(c.Params("username"))
+	t, err := h.svc.Tester(ctx, username)
+	if err != nil {
+		return err
+	}
+	history, err := h.Runner.Onboardings(ctx, username, 50)
+	if err != nil {
+		return err
+	}
+	var active, latest *onboard.Onboarding
+	if len(history) > 0 {
+		latest = history[0]
+		if !latest.Finished() {
+			active = latest
+		}
+	}
+	view := h.newTesterView(t, active, latest)
+	if isHTMX(c) {
+		return h.renderFragment(c, http.StatusOK, "partials/tester_detail", view)
+	}
+
+	p := testerPage{page: h.page(c, t.Username, "testers"), Tester: view}
+	if active != nil {
+		p.Running = append(p.Running, newPanelView(active, ""))
+	}
+	p.History = historyRows(history)
+	if p.Activity, err = h.svc.Audit(ctx, onboard.AuditFilter{Tester: username, Limit: 30}); err != nil {
+		return err
+	}
+	if p.StepLog, err = h.svc.TesterLog(ctx, username, 200); err != nil {
+		return err
+	}
+	return h.renderPage(c, http.StatusOK, "pages/tester", p)
+}
+
+// listTesters returns every tester as JSON.
+func (h *handler) listTesters(c *fiber.Ctx) error {
+	testers, err := h.svc.Testers(userContext(c))
+	if err != nil {
+		return err
+	}
+	list := make([]testerJSON, 0, len(testers))
+	for _, t := range testers {
+		list = append(list, newTesterJSON(t))
+	}
+	return c.JSON(fiber.Map{"testers": list})
+}
+
+func (h *handler) getTester(c *fiber.Ctx) error {
+	t, err := h.svc.Tester(userContext(c), strings.ToLower(c.Params("username")))
+	if err != nil {
+		return err
+	}
+	return c.JSON(newTesterJSON(t))
+}
+
+// createTester registers an existing tester (200) or creates the account
+// (201, with the one-time password in this response only).
+func (h *handler) createTester(c *fiber.Ctx) error {
+	var f testerForm
+	if err := parseBody(c, &f); err != nil {
+		return err
+	}
+	reg, err := h.svc.CreateOrRegister(userContext(c), f.input())
+	if err != nil {
+		return err
+	}
+	body := newTesterJSON(reg.Tester)
+	status := http.StatusOK
+	if reg.Created {
+		status = http.StatusCreated
+		body.OneTimePassword = reg.OneTimePassword
+	}
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.Status(status).JSON(body)
+}
+
+type stepForm struct {
+	NodeID nodeIDParam `json:"node_id" form:"node_id"`
+}
+
+func (h *handler) provisionTester(c *fiber.Ctx) error {
+	var f stepForm
+	if err := parseBody(c, &f); err != nil {
+		return err
+	}
+	if f.NodeID == "" {
+		f.NodeID = nodeIDParam(c.Query("node_id", h.cfg.DefaultNode))
+	}
+	username := strings.ToLower(c.Params("username"))
+	t, err := h.svc.Provision(userContext(c), username, string(f.NodeID))
+	return h.stepDone(c, username, t, err, func(t *onboard.Tester) string {
+		return "Provisioned on node " + t.Deployment.NodeID + ": gateway " + t.Deployment.Gateway + "."
+	})
+}
+
+func (h *handler) installTester(c *fiber.Ctx) error {
+	username := strings.ToLower(c.Params("username"))
+	t, err := h.svc.Install(userContext(c), username)
+	return h.stepDone(c, username, t, err, func(t *onboard.Tester) string {
+		return "Installed: the cockpit answers at " + t.CockpitURL + "."
+	})
+}
+
+func (h *handler) teardownTester(c *fiber.Ctx) error {
+	username := strings.ToLower(c.Params("username"))
+	t, err := h.svc.Teardown(userContext(c), username)
+	return h.stepDone(c, username, t, err, func(*onboard.Tester) string {
+		return "Torn down: every contract cancelled and the slots freed."
+	})
+}

@@ -1,0 +1,170 @@
+package onboard
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// passwordAlphabet leaves out look-alike characters (0 O 1 l I) because an
+// admin may read the one-time password out to the tester.
+const passwordAlphabet = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+// OneTimePasswordLen is the length of a generated password: about 117 bits.
+const OneTimePasswordLen = 20
+
+// bcryptCost is the work factor of stored password hashes.
+const bcryptCost = 12
+
+// NewOneTimePassword returns a random password from crypto/rand.
+func NewOneTimePassword() (string, error) {
+	b := make([]byte, OneTimePasswordLen)
+	n := byte(len(passwordAlphabet))
+	limit := 256 - 256%int(n) // reject bytes past the last whole multiple, to keep the draw uniform
+	for i := 0; i < len(b); {
+		var one [1]byte
+		if _, err := rand.Read(one[:]); err != nil {
+			return "", fmt.Errorf("read random bytes: %w", err)
+		}
+		if int(one[0]) >= limit {
+			continue
+		}
+		b[i] = passwordAlphabet[one[0]%n]
+		i++
+	}
+	return string(b), nil
+}
+
+// HashPassword returns the bcrypt hash of password.
+func HashPassword(password string) ([]byte, error) {
+	return bcrypt.GenerateFromPassword([]byte(password), bcryptCost)
+}
+
+// Registration is the outcome of create-or-register.
+type Registration struct {
+	Tester *Tester
+	// Created is true when the call created the account.
+	Created bool
+	// OneTimePassword is the new account's first password. It is set only in
+	// the call that created the account and is stored nowhere.
+	OneTimePassword string
+}
+
+// newAccount validates a new account's fields and returns the tester with a
+// fresh one-time password. It returns EInvalid naming the first bad field.
+func (s *Service) newAccount(in TesterInput) (*Tester, string, error) {
+	if err := ValidateFullName(in.FullName); err != nil {
+		return nil, "", err
+	}
+	if err := ValidateEmail(in.Email); err != nil {
+		return nil, "", err
+	}
+	password, err := NewOneTimePassword()
+	if err != nil {
+		return nil, "", err
+	}
+	hash, err := HashPassword(password)
+	if err != nil {
+		return nil, "", fmt.Errorf("hash one-time password: %w", err)
+	}
+	now := s.now()
+	t := &Tester{
+		Username:     in.Username,
+		FullName:     in.FullName,
+		Email:        in.Email,
+		Account:      AccountCreated,
+		PasswordHash: hash,
+		Deployment:   Deployment{State: DeploymentNone},
+		InstallState: InstallNone,
+		CreatedAt:    now,
+		UpdatedAt:    now,
+	}
+	return t, password, nil
+}
+
+// CreateOrRegister registers an existing tester as it is, or creates the
+// account when the username is new. A new account needs a full name and an
+// email and gets a one-time password, returned once. It returns EInvalid
+// naming the field for bad input, and stores nothing then.
+func (s *Service) CreateOrRegister(ctx context.Context, in TesterInput) (reg Registration, err error) {
+	in.Normalize()
+	defer func() { s.audit(ctx, "tester.register", in.Username, "", err, registrationDetail(reg)) }()
+	if err := ValidateUsername(in.Username); err != nil {
+		return Registration{}, err
+	}
+
+	existing, err := s.store.FindTester(ctx, in.Username)
+	if err == nil {
+		return Registration{Tester: existing}, nil
+	}
+	if ErrorCode(err) != ENotFound {
+		return Registration{}, err
+	}
+
+	t, password, err := s.newAccount(in)
+	if err != nil {
+		return Registration{}, err
+	}
+	created, err := s.store.CreateTester(ctx, t)
+	if err != nil {
+		return Registration{}, err
+	}
+	if !created {
+		// Another request created it between the lookup and the insert.
+		existing, err := s.store.FindTester(ctx, in.Username)
+		return Registration{Tester: existing}, err
+	}
+	s.log.Info("Account created", "tester", t.Username)
+	return Registration{Tester: t, Created: true, OneTimePassword: password}, nil
+}
+
+func registrationDetail(reg Registration) string {
+	switch {
+	case reg.Tester == nil:
+		return ""
+	case reg.Created:
+		return "account created"
+	default:
+		return "existing account registered"
+	}
+}
+
+// ResetPassword gives the tester a new one-time password and returns it. The
+// old password stops working at once. It returns ENotFound for an unknown
+// tester.
+func (s *Service) ResetPassword(ctx context.Context, username string) (password string, err error) {
+	defer func() { s.audit(ctx, "tester.reset_password", username, "", err, "") }()
+	if _, err := s.store.FindTester(ctx, username); err != nil {
+		return "", err
+	}
+	password, err = NewOneTimePassword()
+	if err != nil {
+		return "", err
+	}
+	hash, err := HashPassword(password)
+	if err != nil {
+		return "", fmt.Errorf("hash one-time password: %w", err)
+	}
+	if err := s.store.SetPasswordHash(ctx, username, hash, s.now()); err != nil {
+		return "", err
+	}
+	s.log.Info("Password reset", "tester", username)
+	return password, nil
+}
+
+// Tester returns one tester. It returns ENotFound for an unknown username.
+func (s *Service) Tester(ctx context.Context, username string) (*Tester, error) {
+	return s.store.FindTester(ctx, username)
+}
+
+// Testers returns every tester, ordered by username.
+func (s *Service) Testers(ctx context.Context) ([]*Tester, error) {
+	return s.store.ListTesters(ctx)
+}
+
+// TesterLog returns the newest log lines of the tester's steps and stages.
+func (s *Service) TesterLog(ctx context.Context, username string, limit int) ([]LogLine, error) {
+	return s.store.TesterLog(ctx, username, limit)
+}

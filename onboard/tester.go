@@ -1,0 +1,199 @@
+package onboard
+
+import (
+	"net/mail"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Account kinds.
+const (
+	AccountCreated  = "created"
+	AccountExisting = "existing"
+)
+
+// Deployment states.
+const (
+	DeploymentNone         = "none"
+	DeploymentProvisioning = "provisioning"
+	DeploymentActive       = "active"
+	DeploymentFailed       = "failed"
+	DeploymentTearingDown  = "tearing_down"
+	DeploymentTeardownFail = "teardown_failed"
+)
+
+// Install states.
+const (
+	InstallNone       = "none"
+	InstallInstalling = "installing"
+	InstallInstalled  = "installed"
+	InstallFailed     = "failed"
+)
+
+// Input limits, in bytes for text and in characters for usernames.
+const (
+	UsernameMinLen = 3
+	UsernameMaxLen = 32
+	FullNameMaxLen = 200
+	EmailMaxLen    = 254
+)
+
+// Tester is a person being onboarded, with their account, deployment and
+// install state.
+type Tester struct {
+	Username     string
+	FullName     string
+	Email        string
+	Account      string
+	PasswordHash []byte // bcrypt; empty for an existing account
+	Deployment   Deployment
+	InstallState string
+	InstallError string
+	CockpitURL   string
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+}
+
+// Deployment is a tester's VM, gateway name and login gate on a node.
+type Deployment struct {
+	State     string
+	NodeID    string
+	Project   string // deterministic grid project name; set before any contract exists
+	Contracts []Contract
+	Gateway   string
+	VMAddress string
+	Error     string
+	// OnboardingID is the onboarding that provisioned it, if any, so that
+	// cancelling that onboarding undoes only what it created.
+	OnboardingID string
+}
+
+// Contract is one billable grid object.
+type Contract struct {
+	ID      int64
+	Kind    string // network, vm or name
+	Name    string
+	NodeID  string
+	Project string
+	State   string // created or deleted
+}
+
+// Contract kinds.
+const (
+	ContractNetwork = "network"
+	ContractVM      = "vm"
+	ContractName    = "name"
+)
+
+// IsReady reports whether the tester's stack is installed and reachable.
+func (t *Tester) IsReady() bool {
+	return t.InstallState == InstallInstalled && t.CockpitURL != ""
+}
+
+// HasDeployment reports whether the tester holds contracts or is acquiring them.
+func (t *Tester) HasDeployment() bool {
+	return t.Deployment.State != DeploymentNone && t.Deployment.State != ""
+}
+
+// TesterInput is the create-or-register form.
+type TesterInput struct {
+	Username string
+	FullName string
+	Email    string
+}
+
+// Normalize trims surrounding space from every field and lowercases the
+// username and email domain part, which DNS and mail treat as case-insensitive.
+func (in *TesterInput) Normalize() {
+	in.Username = strings.ToLower(strings.TrimSpace(in.Username))
+	in.FullName = strings.TrimSpace(in.FullName)
+	in.Email = strings.TrimSpace(in.Email)
+	if at := strings.LastIndexByte(in.Email, '@'); at >= 0 {
+		in.Email = in.Email[:at] + strings.ToLower(in.Email[at:])
+	}
+}
+
+// ValidateUsername checks the DNS label rules a username follows, because it
+// becomes part of the tester's gateway name.
+func ValidateUsername(username string) error {
+	switch {
+	case username == "":
+		return FieldError("username", "Username is missing. Enter 3 to 32 lowercase letters, digits or hyphens.")
+	case len(username) < UsernameMinLen || len(username) > UsernameMaxLen:
+		return FieldError("username", "Username must be 3 to 32 characters long; %q has %d.",
+			clip(username, 40), utf8.RuneCountInString(username))
+	case username[0] < 'a' || username[0] > 'z':
+		return FieldError("username", "Username must start with a lowercase letter.")
+	case username[len(username)-1] == '-':
+		return FieldError("username", "Username must not end with a hyphen.")
+	}
+	for _, r := range username {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
+			return FieldError("username",
+				"Username may contain only lowercase letters a-z, digits and hyphens; %q is not allowed.",
+				string(r))
+		}
+	}
+	return nil
+}
+
+// ValidateFullName checks a new account's full name.
+func ValidateFullName(name string) error {
+	switch {
+	case name == "":
+		return FieldError("full_name", "Full name is missing. A new account needs the tester's full name.")
+	case len(name) > FullNameMaxLen:
+		return FieldError("full_name", "Full name is too long: at most %d bytes.", FullNameMaxLen)
+	case !utf8.ValidString(name):
+		return FieldError("full_name", "Full name is not valid UTF-8 text.")
+	}
+	for _, r := range name {
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
+			return FieldError("full_name", "Full name must be one line of text without control characters.")
+		}
+	}
+	return nil
+}
+
+// ValidateEmail checks a new account's email address: one plain address with
+// a domain that has a dot, no display name.
+func ValidateEmail(email string) error {
+	switch {
+	case email == "":
+		return FieldError("email", "Email is missing. A new account needs an address for the welcome email.")
+	case len(email) > EmailMaxLen:
+		return FieldError("email", "Email is too long: at most %d bytes.", EmailMaxLen)
+	}
+	addr, err := mail.ParseAddress(email)
+	at := strings.LastIndexByte(email, '@')
+	if err != nil || addr.Address != email || addr.Name != "" || at < 1 ||
+		!strings.Contains(email[at+1:], ".") || strings.ContainsAny(email, " \t\r\n<>") {
+		return FieldError("email", "Email %q is not a valid address; enter it as name@example.org.", clip(email, 60))
+	}
+	return nil
+}
+
+// ValidateNodeID checks a node id: a positive whole number.
+func ValidateNodeID(nodeID string) error {
+	if nodeID == "" {
+		return FieldError("node_id", "Node is missing. Enter the id of the grid node, such as 1.")
+	}
+	if len(nodeID) > 10 || strings.TrimLeft(nodeID, "0123456789") != "" || strings.TrimLeft(nodeID, "0") == "" {
+		return FieldError("node_id", "Node %q is not a node id; enter a positive whole number.", clip(nodeID, 20))
+	}
+	return nil
+}
+
+// clip shortens s for quoting in a message.
+func clip(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}

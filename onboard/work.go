@@ -1,0 +1,251 @@
+package onboard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// work claims the onboarding and runs its remaining stages in order.
+func (r *Runner) work(ctx context.Context, id string) {
+	ttl := r.svc.opts.LeaseTTL
+	ok, err := r.store.ClaimOnboarding(ctx, id, r.owner, r.svc.now().Add(ttl), false)
+	if err != nil || !ok {
+		r.log.Warn("Onboarding not claimed", "onboarding_id", id, "error", err)
+		return
+	}
+	go r.renewLease(ctx, id)
+	defer func() {
+		if err := r.store.ReleaseLease(context.Background(), id, r.owner); err != nil {
+			r.log.Error("Lease not released", "onboarding_id", id, "error", err)
+		}
+	}()
+
+	o, err := r.store.FindOnboarding(ctx, id)
+	if err != nil {
+		r.log.Error("Onboarding not loaded", "onboarding_id", id, "error", err)
+		return
+	}
+	for _, stage := range Stages[1:] {
+		switch o.Stage(stage).Status {
+		case StageDone, StageSkipped:
+			continue
+		}
+		err := r.runStage(ctx, o, stage)
+		if err == nil {
+			continue
+		}
+		switch {
+		case isShutdown(err) || errors.Is(context.Cause(ctx), errLeaseLost):
+			r.log.Info("Onboarding paused", "onboarding_id", id, "tester", o.Username, "stage", stage,
+				"reason", context.Cause(ctx))
+		case errors.Is(context.Cause(ctx), errCanceled):
+			r.finishCanceled(o, stage)
+		default:
+			r.fail(o, stage, err)
+		}
+		return
+	}
+	r.succeed(o)
+}
+
+// renewLease extends the worker's lease until ctx ends, and stops the worker
+// if another process took the onboarding over.
+func (r *Runner) renewLease(ctx context.Context, id string) {
+	ttl := r.svc.opts.LeaseTTL
+	for sleep(ctx, ttl/3) {
+		ok, err := r.store.RenewLease(ctx, id, r.owner, r.svc.now().Add(ttl))
+		if err != nil {
+			r.log.Warn("Lease renewal failed", "onboarding_id", id, "error", err)
+			continue
+		}
+		if !ok {
+			r.log.Error("Lease lost to another process", "onboarding_id", id)
+			r.mu.Lock()
+			if w := r.workers[id]; w != nil {
+				w.cancel(errLeaseLost)
+			}
+			r.mu.Unlock()
+			return
+		}
+	}
+}
+
+// runStage runs one stage, with its running and done events.
+func (r *Runner) runStage(ctx context.Context, o *Onboarding, stage string) error {
+	t, err := r.store.FindTester(ctx, o.Username)
+	if err != nil {
+		return err
+	}
+	run := r.svc.newRun(o.Username, stage, o.ID, o.Attempt)
+	switch stage {
+	case StageProvisioning:
+		if t.Deployment.State == DeploymentActive && t.Deployment.NodeID == o.NodeID {
+			return r.stageEvent(o, stage, StageSkipped, "Already provisioned on node "+o.NodeID)
+		}
+		r.stageEvent(o, stage, StageRunning, "Checking node "+o.NodeID)
+		err := r.svc.provision(ctx, run, o.NodeID)
+		if errors.Is(err, errAlreadyProvisioned) {
+			return r.stageEvent(o, stage, StageSkipped, "Already provisioned on node "+o.NodeID)
+		}
+		if err != nil {
+			return err
+		}
+		t, _ = r.store.FindTester(ctx, o.Username)
+		return r.stageEvent(o, stage, StageDone, "Gateway "+t.Deployment.Gateway)
+
+	case StageInstalling:
+		if t.IsReady() {
+			return r.stageEvent(o, stage, StageSkipped, "Already installed")
+		}
+		r.stageEvent(o, stage, StageRunning, "Installing the tester stack")
+		if err := r.svc.install(ctx, run); err != nil {
+			return err
+		}
+		t, _ = r.store.FindTester(ctx, o.Username)
+		return r.stageEvent(o, stage, StageDone, "Cockpit answers at "+t.CockpitURL)
+
+	case StageReady:
+		if !t.IsReady() {
+			return Errorf(EInstallFailed, "The stack is not installed. Press Install on the tester page.")
+		}
+		o.CockpitURL = t.CockpitURL
+		return r.stageEvent(o, stage, StageDone, t.CockpitURL)
+	}
+	return fmt.Errorf("unknown stage %q", stage)
+}
+
+// stageEvent records a stage status change; a failure to store it fails the
+// stage, because the stream would otherwise show a stale state.
+func (r *Runner) stageEvent(o *Onboarding, stage, status, message string) error {
+	_, err := r.svc.emit(Event{OnboardingID: o.ID, Stage: stage, Status: status, Message: message, Kind: EventStage})
+	if err == nil {
+		r.log.Info("Stage changed", "onboarding_id", o.ID, "tester", o.Username, "node_id", o.NodeID,
+			"stage", stage, "status", status)
+	}
+	return err
+}
+
+func (r *Runner) succeed(o *Onboarding) {
+	if _, err := r.svc.emit(Event{
+		OnboardingID: o.ID, Stage: StageReady, Status: StatusSucceeded, Kind: EventFinish, Message: o.CockpitURL,
+	}); err != nil {
+		return
+	}
+	r.log.Info("Onboarding succeeded", "onboarding_id", o.ID, "tester", o.Username, "node_id", o.NodeID)
+}
+
+// fail stops the onboarding at the stage with the error's code and message.
+func (r *Runner) fail(o *Onboarding, stage string, err error) {
+	message := ErrorMessage(err)
+	r.stageEvent(o, stage, StageFailed, message)
+	r.svc.emit(Event{
+		OnboardingID: o.ID, Stage: stage, Status: StatusFailed, Kind: EventFinish,
+		Code: ErrorCode(err), Message: message,
+	})
+	r.log.Warn("Onboarding failed", "onboarding_id", o.ID, "tester", o.Username, "node_id", o.NodeID,
+		"stage", stage, "code", ErrorCode(err), "error", err)
+}
+
+// finishCanceled undoes what the onboarding created, stage by stage, and
+// marks it canceled. A provisioning run undoes its own contracts before it
+// returns; a deployment this onboarding made and finished is torn down here.
+func (r *Runner) finishCanceled(o *Onboarding, stage string) {
+	ctx := context.Background()
+	r.stageEvent(o, stage, StageCanceled, "Canceled by an admin")
+	t, err := r.store.FindTester(ctx, o.Username)
+	if err == nil && t.HasDeployment() && t.Deployment.OnboardingID == o.ID {
+		r.stageEvent(o, StageProvisioning, StageCanceled, "Undoing: cancelling the contracts this onboarding created")
+		run := r.svc.newRun(o.Username, StageProvisioning, o.ID, o.Attempt)
+		if err := r.svc.teardown(ctx, run, o.ID); err != nil {
+			r.stageEvent(o, StageProvisioning, StageCanceled,
+				"Undo failed: "+ErrorMessage(err)+" Press Teardown on the tester page.")
+		} else {
+			r.stageEvent(o, StageProvisioning, StageCanceled, "Undone: every contract cancelled and the slots freed")
+		}
+	}
+	if o.CreatedAccount {
+		r.svc.emit(Event{OnboardingID: o.ID, Stage: StageAdding, Status: StageDone, Kind: EventLog,
+			Message: "The account stays; delete it from the tester page if it is not wanted"})
+	}
+	r.svc.emit(Event{OnboardingID: o.ID, Stage: stage, Status: StatusCanceled, Kind: EventFinish,
+		Code: ECanceled, Message: "Canceled by an admin"})
+	r.log.Info("Onboarding canceled", "onboarding_id", o.ID, "tester", o.Username)
+}
+
+// Cancel stops a running onboarding and undoes what it created. It waits for
+// the worker to finish the undo until ctx ends, and returns the onboarding.
+// It returns ENotFound for an unknown id and EConflict for one that already
+// finished.
+func (r *Runner) Cancel(ctx context.Context, id string) (o *Onboarding, err error) {
+	o, err = r.store.FindOnboarding(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { r.svc.audit(ctx, "onboarding.cancel", o.Username, o.NodeID, err, id) }()
+	if o.Finished() {
+		return o, Errorf(EConflict, "Onboarding %s already %s; there is nothing to cancel.", id, o.Status)
+	}
+	if err := r.store.RequestCancel(ctx, id); err != nil {
+		return nil, err
+	}
+
+	r.mu.Lock()
+	w := r.workers[id]
+	r.mu.Unlock()
+	if w == nil {
+		// No worker here: the onboarding waits for a restart's reconciliation,
+		// which sees the request and cancels it.
+		return r.store.FindOnboarding(ctx, id)
+	}
+	w.cancel(errCanceled)
+	select {
+	case <-w.done:
+	case <-ctx.Done():
+	}
+	return r.store.FindOnboarding(context.WithoutCancel(ctx), id)
+}
+
+// Resume runs the remaining stages of a failed or canceled onboarding as a
+// new attempt; its history stays. It returns EConflict when the tester has a
+// newer onboarding or another one running.
+func (r *Runner) Resume(ctx context.Context, id string) (o *Onboarding, err error) {
+	o, err = r.store.FindOnboarding(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { r.svc.audit(ctx, "onboarding.resume", o.Username, o.NodeID, err, id) }()
+	if !o.Finished() {
+		return o, nil
+	}
+	if o.Status == StatusSucceeded {
+		return o, Errorf(EConflict, "Onboarding %s already succeeded; there is nothing to resume.", id)
+	}
+	latest, err := r.store.ListOnboardings(ctx, o.Username, 1)
+	if err != nil {
+		return nil, err
+	}
+	if len(latest) > 0 && latest[0].ID != id {
+		return o, Errorf(EConflict, "%s has a newer onboarding, %s. Resume that one instead.", o.Username, latest[0].ID)
+	}
+	unlock, err := r.svc.lockTester(o.Username, "A step")
+	if err != nil {
+		return o, err
+	}
+	e, err := r.store.AppendEvent(ctx, Event{OnboardingID: id, Stage: o.CurrentStage().Name, Status: StageRunning,
+		Kind: EventResume, Message: fmt.Sprintf("Attempt %d started by %s", o.Attempt+1, ActorFrom(ctx)),
+		Time: r.svc.now()})
+	if err != nil {
+		unlock()
+		return o, err
+	}
+	r.svc.hub.Publish(e)
+	restarted, err := r.store.FindOnboarding(ctx, id)
+	if err != nil {
+		unlock()
+		return o, err
+	}
+	r.log.Info("Onboarding resumed", "onboarding_id", id, "tester", o.Username, "attempt", restarted.Attempt)
+	r.launch(restarted, unlock)
+	return r.store.FindOnboarding(ctx, id)
+}

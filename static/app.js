@@ -1,0 +1,58 @@
+// Behaviour the pages need beyond htmx. Listeners are delegated from the
+// document, so buttons that arrive later over htmx or the event stream work
+// too. No handler reads user data as code.
+(function () {
+  "use strict";
+
+  function flash(message) {
+    var box = document.getElementById("flash");
+    if (!box) return;
+    var p = document.createElement("p");
+    p.className = "error";
+    p.textContent = message;
+    box.replaceChildren(p);
+  }
+
+  document.addEventListener("click", function (ev) {
+    var copy = ev.target.closest("button[data-copy]");
+    if (copy) {
+      var text = copy.getAttribute("data-copy");
+      if (!navigator.clipboard) {
+        copy.textContent = "Select the URL to copy it";
+        return;
+      }
+      navigator.clipboard.writeText(text).then(function () {
+        copy.textContent = "Copied";
+        copy.classList.add("copied");
+        setTimeout(function () { copy.textContent = "Copy"; copy.classList.remove("copied"); }, 2000);
+      }, function () {
+        copy.textContent = "Copy failed; select the URL";
+      });
+      return;
+    }
+    var dismiss = ev.target.closest("button[data-dismiss]");
+    if (dismiss) {
+      var target = document.getElementById(dismiss.getAttribute("data-dismiss"));
+      if (target) target.remove();
+    }
+  });
+
+  // A message on any onboarding stream may change the node's room; the
+  // capacity readout listens for this event. Bursts are coalesced.
+  var pending = null;
+  document.addEventListener("htmx:sseMessage", function () {
+    if (pending) return;
+    pending = setTimeout(function () {
+      pending = null;
+      document.body.dispatchEvent(new CustomEvent("deployer:changed"));
+    }, 300);
+  });
+
+  document.addEventListener("htmx:sendError", function () {
+    flash("The deployer did not answer. Check that it is running, then try again.");
+  });
+  document.addEventListener("htmx:beforeRequest", function () {
+    var box = document.getElementById("flash");
+    if (box) box.replaceChildren();
+  });
+})();
