@@ -170,7 +170,7 @@ func assemble(ctx context.Context, cfg Config, db *storage.DB, log *slog.Logger)
 		return nil, err
 	}
 	a := &app{
-		svc: svc, runner: onboard.NewRunner(svc), auth: onboard.NewAuth(db, cfg.Idle, log),
+		svc: svc, runner: onboard.NewRunner(svc), auth: onboard.NewAuth(db, onboard.AuthOptions{Idle: cfg.Idle}, log),
 		outbox: onboard.NewOutbox(svc, mailer), hub: hub,
 	}
 	a.server = handlers.New(handlers.Config{

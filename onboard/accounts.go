@@ -37,10 +37,6 @@ func NewOneTimePassword() (string, error) {
 	return string(b), nil
 }
 
-// HashPassword returns the bcrypt hash of password.
-func HashPassword(password string) ([]byte, error) {
-	return bcrypt.GenerateFromPassword([]byte(password), bcryptCost)
-}
 
 // Registration is the outcome of create-or-register.
 type Registration struct {
@@ -65,7 +61,7 @@ func (s *Service) newAccount(in TesterInput) (*Tester, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	hash, err := HashPassword(password)
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), s.opts.BcryptCost)
 	if err != nil {
 		return nil, "", fmt.Errorf("hash one-time password: %w", err)
 	}
@@ -143,7 +139,7 @@ func (s *Service) ResetPassword(ctx context.Context, username string) (password 
 	if err != nil {
 		return "", err
 	}
-	hash, err := HashPassword(password)
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), s.opts.BcryptCost)
 	if err != nil {
 		return "", fmt.Errorf("hash one-time password: %w", err)
 	}

@@ -61,6 +61,7 @@ type AdminStore interface {
 type Auth struct {
 	store   AdminStore
 	idle    time.Duration
+	cost    int
 	log     *slog.Logger
 	now     func() time.Time
 	limiter *loginLimiter
@@ -69,13 +70,28 @@ type Auth struct {
 	dummyHash []byte
 }
 
-// NewAuth returns an Auth whose sessions expire after idle without use.
-func NewAuth(store AdminStore, idle time.Duration, log *slog.Logger) *Auth {
-	dummy, _ := bcrypt.GenerateFromPassword([]byte("not a real password"), bcryptCost)
+// AuthOptions tunes Auth.
+type AuthOptions struct {
+	// Idle ends a session after that long without use.
+	Idle time.Duration
+	// BcryptCost is the work factor of admin password hashes; 0 means 12.
+	BcryptCost int
+}
+
+// NewAuth returns an Auth over the admin store.
+func NewAuth(store AdminStore, opts AuthOptions, log *slog.Logger) *Auth {
+	if opts.BcryptCost == 0 {
+		opts.BcryptCost = bcryptCost
+	}
+	dummy, _ := bcrypt.GenerateFromPassword([]byte("not a real password"), opts.BcryptCost)
 	return &Auth{
-		store: store, idle: idle, log: log, now: time.Now,
+		store: store, idle: opts.Idle, cost: opts.BcryptCost, log: log, now: time.Now,
 		limiter: newLoginLimiter(10, 15*time.Minute), dummyHash: dummy,
 	}
+}
+
+func (a *Auth) hash(password string) ([]byte, error) {
+	return bcrypt.GenerateFromPassword([]byte(password), a.cost)
 }
 
 // Bootstrap makes sure the admin "admin" exists. With a password it sets
@@ -102,14 +118,15 @@ func (a *Auth) Bootstrap(ctx context.Context, password string) (generated string
 }
 
 func (a *Auth) setOrCreate(ctx context.Context, username, password string, now time.Time) error {
-	hash, err := HashPassword(password)
-	if err != nil {
-		return err
-	}
 	existing, err := a.store.FindAdmin(ctx, username)
-	switch {
-	case err == nil && bcrypt.CompareHashAndPassword(existing.PasswordHash, []byte(password)) == nil:
+	if err == nil && bcrypt.CompareHashAndPassword(existing.PasswordHash, []byte(password)) == nil {
 		return nil
+	}
+	hash, herr := a.hash(password)
+	if herr != nil {
+		return herr
+	}
+	switch {
 	case err == nil:
 		return a.store.SetAdminPassword(ctx, username, hash, now)
 	case ErrorCode(err) == ENotFound:
@@ -129,7 +146,7 @@ func (a *Auth) AddAdmin(ctx context.Context, username, password string) error {
 	if err := validateAdminPassword(password); err != nil {
 		return err
 	}
-	hash, err := HashPassword(password)
+	hash, err := a.hash(password)
 	if err != nil {
 		return err
 	}
@@ -158,7 +175,7 @@ func (a *Auth) ChangePassword(ctx context.Context, username, current, next strin
 	if err := validateAdminPassword(next); err != nil {
 		return err
 	}
-	hash, err := HashPassword(next)
+	hash, err := a.hash(next)
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,8 @@ import (
 	"deployer/onboard"
 	"deployer/stack"
 	"deployer/storage"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 // env is a service and runner over a real SQLite file and the simulated grid.
@@ -65,6 +67,9 @@ func newEnv(tb testing.TB, o envOptions) *env {
 	}
 	if o.path == "" {
 		o.path = filepath.Join(tb.TempDir(), "deployer.db")
+	}
+	if o.opts.BcryptCost == 0 {
+		o.opts.BcryptCost = bcrypt.MinCost
 	}
 	db := mustOpenDB(tb, o.path)
 	logs := &syncBuffer{}

@@ -21,6 +21,9 @@ type Options struct {
 	CleanupTimeout time.Duration
 	// LogLinesPerStage caps the log lines kept for one stage run.
 	LogLinesPerStage int
+	// BcryptCost is the work factor of one-time password hashes; tests lower
+	// it to bcrypt.MinCost.
+	BcryptCost int
 	// Now returns the current time; tests replace it.
 	Now func() time.Time
 }
@@ -60,6 +63,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.LogLinesPerStage <= 0 {
 		o.LogLinesPerStage = DefaultLogLinesPerStage
+	}
+	if o.BcryptCost == 0 {
+		o.BcryptCost = bcryptCost
 	}
 	if o.Now == nil {
 		o.Now = time.Now
