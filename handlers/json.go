@@ -140,18 +140,19 @@ func newCapacityJSON(c onboard.Capacity) capacityJSON {
 }
 
 type eventJSON struct {
-	ID      int64  `json:"id"`
-	Kind    string `json:"kind"`
-	Stage   string `json:"stage"`
-	Status  string `json:"status"`
-	Message string `json:"message,omitempty"`
-	Code    string `json:"code,omitempty"`
-	TS      string `json:"ts"`
+	ID           int64  `json:"id"`
+	OnboardingID string `json:"onboarding_id"`
+	Kind         string `json:"kind"`
+	Stage        string `json:"stage"`
+	Status       string `json:"status"`
+	Message      string `json:"message,omitempty"`
+	Code         string `json:"code,omitempty"`
+	TS           string `json:"ts"`
 }
 
 func newEventJSON(e onboard.Event) eventJSON {
 	return eventJSON{
-		ID: e.Seq, Kind: e.Kind, Stage: e.Stage, Status: e.Status, Message: e.Message, Code: e.Code,
+		ID: e.Seq, OnboardingID: e.OnboardingID, Kind: e.Kind, Stage: e.Stage, Status: e.Status, Message: e.Message, Code: e.Code,
 		TS: e.Time.UTC().Format(time.RFC3339Nano),
 	}
 }
