@@ -17,7 +17,7 @@ type capacityView struct {
 	Reason                      string
 	Total, Used, Free, Reserved int
 	Room                        int
-	CanStart                    bool
+	CanStart, Degraded          bool
 	BlockedReason, Error        string
 }
 
@@ -31,6 +31,7 @@ func (h *handler) capacityView(c *fiber.Ctx, nodeID string) capacityView {
 	v := capacityView{
 		NodeID: cap.NodeID, Online: cap.Online, Reason: cap.Reason, Total: cap.TotalSlots, Free: cap.FreeSlots,
 		Used: max(cap.TotalSlots-cap.FreeSlots, 0), Reserved: cap.ReservedSlots, Room: cap.RoomForTesters,
+		Degraded: cap.Degraded,
 	}
 	switch {
 	case !cap.Online:

@@ -66,7 +66,9 @@ type Auth struct {
 	now     func() time.Time
 	limiter *loginLimiter
 	// dummyHash is compared against when the username is unknown, so that a
-	// login takes as long whether or not the admin exists.
+	// login takes as long whether or not the admin exists. It is made on
+	// first use, to keep startup fast.
+	dummyOnce sync.Once
 	dummyHash []byte
 }
 
@@ -83,11 +85,17 @@ func NewAuth(store AdminStore, opts AuthOptions, log *slog.Logger) *Auth {
 	if opts.BcryptCost == 0 {
 		opts.BcryptCost = bcryptCost
 	}
-	dummy, _ := bcrypt.GenerateFromPassword([]byte("not a real password"), opts.BcryptCost)
 	return &Auth{
 		store: store, idle: opts.Idle, cost: opts.BcryptCost, log: log, now: time.Now,
-		limiter: newLoginLimiter(10, 15*time.Minute), dummyHash: dummy,
+		limiter: newLoginLimiter(10, 15*time.Minute),
 	}
+}
+
+func (a *Auth) dummy() []byte {
+	a.dummyOnce.Do(func() {
+		a.dummyHash, _ = bcrypt.GenerateFromPassword([]byte("not a real password"), a.cost)
+	})
+	return a.dummyHash
 }
 
 func (a *Auth) hash(password string) ([]byte, error) {
@@ -197,11 +205,13 @@ func (a *Auth) Login(ctx context.Context, username, password, clientAddr string)
 		return "", Errorf(EUnauthorized, "Too many failed logins. Try again in %s.", formatDuration(wait.Round(time.Second)))
 	}
 	admin, err := a.store.FindAdmin(ctx, username)
-	hash := a.dummyHash
+	var hash []byte
 	if err == nil {
 		hash = admin.PasswordHash
 	} else if ErrorCode(err) != ENotFound {
 		return "", err
+	} else {
+		hash = a.dummy()
 	}
 	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil || err != nil {
 		a.limiter.fail(a.now(), "addr:"+clientAddr, "user:"+username)
