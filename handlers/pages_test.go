@@ -1,0 +1,157 @@
+package handlers_test
+
+import (
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"deployer/internal/testkit"
+)
+
+func TestCapacityReadoutShowsRoomAndBlocksWhenNone(t *testing.T) {
+	s := testkit.StartServer(t, testkit.Options{Slots: 6})
+	b := s.Login(t)
+
+	status, page := b.Get(t, "/")
+	if status != http.StatusOK {
+		t.Fatalf("testers page: status %d", status)
+	}
+	if !strings.Contains(page, "room for 3 more testers") {
+		t.Errorf("testers page has no readout with room for 3: %s", excerpt(page, "capacity"))
+	}
+	if disabledStart(page) {
+		t.Error("the start button is disabled on a node with room")
+	}
+
+	cases := []struct {
+		name   string
+		body   map[string]any
+		reason string
+	}{
+		{"no room", map[string]any{"node_id": "1", "total_slots": 1}, "no room for another tester"},
+		{"offline", map[string]any{"node_id": "1", "online": false, "total_slots": 6}, "not usable (down)"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if status := s.API(t, http.MethodPost, "/api/sim/node", tc.body, nil); status != http.StatusOK {
+				t.Fatalf("sim node: status %d", status)
+			}
+			status, fragment := b.Get(t, "/capacity?node_id=1")
+			if status != http.StatusOK {
+				t.Fatalf("readout: status %d", status)
+			}
+			if !disabledStart(fragment) {
+				t.Errorf("the start button is not disabled: %s", fragment)
+			}
+			if !strings.Contains(fragment, tc.reason) {
+				t.Errorf("the readout does not say %q: %s", tc.reason, fragment)
+			}
+		})
+	}
+}
+
+var startButton = regexp.MustCompile(`<button type="submit" class="primary"( disabled)?`)
+
+func disabledStart(html string) bool {
+	m := startButton.FindStringSubmatch(html)
+	return m != nil && m[1] != ""
+}
+
+func excerpt(html, near string) string {
+	i := strings.Index(html, near)
+	if i < 0 {
+		return "(" + near + " not found)"
+	}
+	return html[i:min(len(html), i+400)]
+}
+
+func TestStartFromThePageShowsTheLivePanel(t *testing.T) {
+	s := testkit.StartServer(t, testkit.Options{Delay: 20 * time.Millisecond})
+	b := s.Login(t)
+	form := url.Values{"username": {"yuki"}, "full_name": {"Yuki Y"}, "email": {"yuki@example.org"},
+		"node_id": {"1"}, "form_key": {"key-1"}}
+	status, body := b.Post(t, "/onboardings", form)
+	if status != http.StatusOK {
+		t.Fatalf("start: status %d: %s", status, body)
+	}
+	for _, want := range []string{`sse-connect="/onboardings/`, `sse-close="done"`, "One-time password for yuki",
+		`id="form-key"`, `hx-swap-oob="true"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("start response lacks %q", want)
+		}
+	}
+	password := regexp.MustCompile(`<code class="secret">([^<]+)</code>`).FindStringSubmatch(body)
+	if password == nil || len(password[1]) < 16 {
+		t.Fatalf("no one-time password of 16 or more characters in the panel")
+	}
+
+	// The same form again is the same onboarding, without the password.
+	status, again := b.Post(t, "/onboardings", form)
+	if status != http.StatusOK {
+		t.Fatalf("resubmit: status %d", status)
+	}
+	if strings.Contains(again, password[1]) || strings.Contains(again, "One-time password") {
+		t.Error("a resubmitted form showed the one-time password again")
+	}
+	if !strings.Contains(again, "already started") {
+		t.Error("a resubmitted form did not say the onboarding was already started")
+	}
+	var list struct{ Onboardings []any }
+	s.API(t, http.MethodGet, "/api/onboardings", nil, &list)
+	if len(list.Onboardings) != 1 {
+		t.Errorf("%d onboardings after a resubmitted form, want 1", len(list.Onboardings))
+	}
+}
+
+func TestStartFromThePageRejectsBadInputNearTheForm(t *testing.T) {
+	s := testkit.StartServer(t, testkit.Options{})
+	b := s.Login(t)
+	req, _ := http.NewRequest(http.MethodPost, s.URL+"/onboardings",
+		strings.NewReader(url.Values{"username": {"Nope!"}, "node_id": {"1"}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("HX-Request", "true")
+	req.Header.Set("X-CSRF-Token", b.CSRF)
+	req.Header.Set("X-Error-Target", "#start-errors")
+	resp, err := b.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("status %d, want 400", resp.StatusCode)
+	}
+	if got := resp.Header.Get("HX-Retarget"); got != "#start-errors" {
+		t.Errorf("HX-Retarget %q, want #start-errors", got)
+	}
+}
+
+func TestPerStepButtonsFinishAFailedOnboarding(t *testing.T) {
+	s := testkit.StartServer(t, testkit.Options{Delay: 10 * time.Millisecond})
+	b := s.Login(t)
+	if status := s.API(t, http.MethodPost, "/api/sim/faults", map[string]any{"stage": "provisioning", "times": 1}, nil); status != http.StatusOK {
+		t.Fatalf("set fault: status %d", status)
+	}
+	o, _ := s.Start(t, "zane")
+	if got := s.WaitFinished(t, o.ID, 10*time.Second); got.Status != "failed" {
+		t.Fatalf("status %s, want failed", got.Status)
+	}
+
+	status, page := b.Get(t, "/testers/zane")
+	if status != http.StatusOK || !strings.Contains(page, "Retry provisioning") || !strings.Contains(page, "Resume setup") {
+		t.Fatalf("tester page: status %d, lacks Retry provisioning or Resume setup", status)
+	}
+	status, detail := b.Post(t, "/testers/zane/provision", url.Values{"node_id": {"1"}})
+	if status != http.StatusOK || !strings.Contains(detail, `id="tester-detail"`) || !strings.Contains(detail, ">Install<") {
+		t.Fatalf("provision: status %d, the tester block lacks the Install button", status)
+	}
+	status, detail = b.Post(t, "/testers/zane/install", nil)
+	if status != http.StatusOK || !strings.Contains(detail, "https://zane.gw.sim.test/") {
+		t.Fatalf("install: status %d, no cockpit URL in the tester block", status)
+	}
+	if !strings.Contains(detail, `data-copy="https://zane.gw.sim.test/"`) {
+		t.Error("the cockpit URL has no Copy button")
+	}
+}
