@@ -239,3 +239,18 @@ func boolInt(b bool) int {
 func placeholders(n int) string {
 	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
 }
+
+// ConnectionPragmas returns foreign_keys and busy_timeout as one pooled read
+// connection sees them, for checks that the DSN applies them everywhere.
+func (db *DB) ConnectionPragmas(ctx context.Context) (foreignKeys, busyTimeout int, err error) {
+	conn, err := db.read.Conn(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer conn.Close()
+	if err := conn.QueryRowContext(ctx, "PRAGMA foreign_keys").Scan(&foreignKeys); err != nil {
+		return 0, 0, err
+	}
+	err = conn.QueryRowContext(ctx, "PRAGMA busy_timeout").Scan(&busyTimeout)
+	return foreignKeys, busyTimeout, err
+}
