@@ -78,9 +78,8 @@ func (r *Runner) reconcile(ctx context.Context, o *Onboarding, takeover bool) {
 		return
 	}
 	if o.CancelRequest {
-		r.finishCanceled(o, stage.Name)
+		r.finishCanceled(o, stage.Name, unlock)
 		r.store.ReleaseLease(ctx, o.ID, r.owner)
-		unlock()
 		return
 	}
 
@@ -93,9 +92,8 @@ func (r *Runner) reconcile(ctx context.Context, o *Onboarding, takeover bool) {
 		if e := r.store.SetInstallState(ctx, o.Username, InstallFailed, ErrorMessage(err), r.svc.now()); e != nil {
 			r.log.Error("Install state not stored", "tester", o.Username, "error", e)
 		}
-		r.fail(o, stage.Name, err)
+		r.fail(o, stage.Name, err, unlock)
 		r.store.ReleaseLease(ctx, o.ID, r.owner)
-		unlock()
 		return
 	case stage.Name == StageProvisioning && stage.Status == StageRunning:
 		found, err := r.svc.grid.Lookup(ctx, o.NodeID, ProjectName(o.Username))

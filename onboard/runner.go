@@ -233,6 +233,9 @@ func (r *Runner) launch(o *Onboarding, unlock func()) {
 	r.wg.Add(1)
 	r.mu.Unlock()
 
+	// The tester is released just before the outcome is stored, so that a
+	// step pressed as soon as the onboarding shows finished is not refused.
+	release := sync.OnceFunc(unlock)
 	go func() {
 		defer r.wg.Done()
 		defer close(w.done)
@@ -241,9 +244,9 @@ func (r *Runner) launch(o *Onboarding, unlock func()) {
 			delete(r.workers, o.ID)
 			r.mu.Unlock()
 		}()
-		defer unlock()
+		defer release()
 		defer cancel(context.Canceled)
-		r.work(ctx, o.ID)
+		r.work(ctx, o.ID, release)
 	}()
 }
 

@@ -6,8 +6,9 @@ import (
 	"fmt"
 )
 
-// work claims the onboarding and runs its remaining stages in order.
-func (r *Runner) work(ctx context.Context, id string) {
+// work claims the onboarding and runs its remaining stages in order;
+// release frees the tester before the outcome is stored.
+func (r *Runner) work(ctx context.Context, id string, release func()) {
 	ttl := r.svc.opts.LeaseTTL
 	ok, err := r.store.ClaimOnboarding(ctx, id, r.owner, r.svc.now().Add(ttl), false)
 	if err != nil || !ok {
@@ -40,13 +41,13 @@ func (r *Runner) work(ctx context.Context, id string) {
 			r.log.Info("Onboarding paused", "onboarding_id", id, "tester", o.Username, "stage", stage,
 				"reason", context.Cause(ctx))
 		case errors.Is(context.Cause(ctx), errCanceled):
-			r.finishCanceled(o, stage)
+			r.finishCanceled(o, stage, release)
 		default:
-			r.fail(o, stage, err)
+			r.fail(o, stage, err, release)
 		}
 		return
 	}
-	r.succeed(o)
+	r.succeed(o, release)
 }
 
 // renewLease extends the worker's lease until ctx ends, and stops the worker
@@ -126,7 +127,8 @@ func (r *Runner) stageEvent(o *Onboarding, stage, status, message string) error 
 	return err
 }
 
-func (r *Runner) succeed(o *Onboarding) {
+func (r *Runner) succeed(o *Onboarding, release func()) {
+	release()
 	if _, err := r.svc.emit(Event{
 		OnboardingID: o.ID, Stage: StageReady, Status: StatusSucceeded, Kind: EventFinish, Message: o.CockpitURL,
 	}); err != nil {
@@ -136,9 +138,10 @@ func (r *Runner) succeed(o *Onboarding) {
 }
 
 // fail stops the onboarding at the stage with the error's code and message.
-func (r *Runner) fail(o *Onboarding, stage string, err error) {
+func (r *Runner) fail(o *Onboarding, stage string, err error, release func()) {
 	message := ErrorMessage(err)
 	r.stageEvent(o, stage, StageFailed, message)
+	release()
 	r.svc.emit(Event{
 		OnboardingID: o.ID, Stage: stage, Status: StatusFailed, Kind: EventFinish,
 		Code: ErrorCode(err), Message: message,
@@ -150,7 +153,7 @@ func (r *Runner) fail(o *Onboarding, stage string, err error) {
 // finishCanceled undoes what the onboarding created, stage by stage, and
 // marks it canceled. A provisioning run undoes its own contracts before it
 // returns; a deployment this onboarding made and finished is torn down here.
-func (r *Runner) finishCanceled(o *Onboarding, stage string) {
+func (r *Runner) finishCanceled(o *Onboarding, stage string, release func()) {
 	ctx := context.Background()
 	r.stageEvent(o, stage, StageCanceled, "Canceled by an admin")
 	t, err := r.store.FindTester(ctx, o.Username)
@@ -168,6 +171,7 @@ func (r *Runner) finishCanceled(o *Onboarding, stage string) {
 		r.svc.emit(Event{OnboardingID: o.ID, Stage: StageAdding, Status: StageDone, Kind: EventLog,
 			Message: "The account stays; delete it from the tester page if it is not wanted"})
 	}
+	release()
 	r.svc.emit(Event{OnboardingID: o.ID, Stage: stage, Status: StatusCanceled, Kind: EventFinish,
 		Code: ECanceled, Message: "Canceled by an admin"})
 	r.log.Info("Onboarding canceled", "onboarding_id", o.ID, "tester", o.Username)
