@@ -155,3 +155,44 @@ func TestPerStepButtonsFinishAFailedOnboarding(t *testing.T) {
 		t.Error("the cockpit URL has no Copy button")
 	}
 }
+
+func TestDeleteTesterOnlyWithoutDeployment(t *testing.T) {
+	s := testkit.StartServer(t, testkit.Options{})
+	o, _ := s.Start(t, "abel")
+	s.WaitFinished(t, o.ID, 10*time.Second)
+
+	var body struct{ Error struct{ Code string } }
+	if status := s.API(t, http.MethodDelete, "/api/testers/abel", nil, &body); status != http.StatusConflict {
+		t.Fatalf("delete with a deployment: status %d, want 409", status)
+	}
+	if status := s.API(t, http.MethodPost, "/api/testers/abel/teardown", nil, nil); status != http.StatusOK {
+		t.Fatalf("teardown: status %d", status)
+	}
+	if status := s.API(t, http.MethodDelete, "/api/testers/abel", nil, nil); status != http.StatusNoContent {
+		t.Fatalf("delete after teardown: status %d, want 204", status)
+	}
+	if status := s.API(t, http.MethodGet, "/api/testers/abel", nil, nil); status != http.StatusNotFound {
+		t.Errorf("deleted tester: status %d, want 404", status)
+	}
+	var audit struct {
+		Entries []struct{ Action, Outcome string }
+	}
+	s.API(t, http.MethodGet, "/api/audit?action=tester.delete", nil, &audit)
+	if len(audit.Entries) != 2 || audit.Entries[0].Outcome != "ok" || audit.Entries[1].Outcome != "conflict" {
+		t.Errorf("audit entries %+v, want the refused and the done delete", audit.Entries)
+	}
+}
+
+func TestRepeatedInstallSendsNoSecondWelcome(t *testing.T) {
+	s := testkit.StartServer(t, testkit.Options{})
+	o, _ := s.Start(t, "cleo")
+	s.WaitFinished(t, o.ID, 10*time.Second)
+	if status := s.API(t, http.MethodPost, "/api/testers/cleo/install", nil, nil); status != http.StatusOK {
+		t.Fatalf("install again: status %d", status)
+	}
+	var outbox struct{ Messages []struct{ Tester string } }
+	s.API(t, http.MethodGet, "/api/outbox", nil, &outbox)
+	if len(outbox.Messages) != 1 {
+		t.Errorf("%d welcome emails after a repeated install, want 1", len(outbox.Messages))
+	}
+}

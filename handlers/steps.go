@@ -71,3 +71,17 @@ func (h *handler) resetPassword(c *fiber.Ctx) error {
 	}
 	return h.renderFragment(c, http.StatusOK, "partials/otp", otpView{Username: username, Password: password})
 }
+
+// deleteTester removes a tester without a deployment, then sends the browser
+// to the testers page.
+func (h *handler) deleteTester(c *fiber.Ctx) error {
+	username := strings.ToLower(c.Params("username"))
+	if err := h.svc.DeleteTester(userContext(c), username); err != nil {
+		return err
+	}
+	if isAPI(c) {
+		return c.SendStatus(http.StatusNoContent)
+	}
+	c.Set(hxRedirect, "/")
+	return c.SendStatus(http.StatusNoContent)
+}

@@ -37,7 +37,6 @@ func NewOneTimePassword() (string, error) {
 	return string(b), nil
 }
 
-
 // Registration is the outcome of create-or-register.
 type Registration struct {
 	Tester *Tester
@@ -148,6 +147,34 @@ func (s *Service) ResetPassword(ctx context.Context, username string) (password 
 	}
 	s.log.Info("Password reset", "tester", username)
 	return password, nil
+}
+
+// DeleteTester removes a tester's account and history. It returns EConflict
+// while the tester holds a deployment or has an onboarding or step running,
+// because deleting then would leave contracts nobody tracks.
+func (s *Service) DeleteTester(ctx context.Context, username string) (err error) {
+	defer func() { s.audit(ctx, "tester.delete", username, "", err, "") }()
+	unlock, err := s.lockTester(username, "A step")
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	t, err := s.store.FindTester(ctx, username)
+	if err != nil {
+		return err
+	}
+	if t.HasDeployment() {
+		return Errorf(EConflict, "%s still has a deployment on node %s. Press Teardown first, then delete.",
+			username, t.Deployment.NodeID)
+	}
+	if active, err := s.store.ActiveOnboarding(ctx, username); err == nil {
+		return Errorf(EConflict, "Onboarding %s is running for %s. Cancel it first, then delete.", active.ID, username)
+	}
+	if err := s.store.DeleteTester(ctx, username); err != nil {
+		return err
+	}
+	s.log.Info("Tester deleted", "tester", username)
+	return nil
 }
 
 // Tester returns one tester. It returns ENotFound for an unknown username.

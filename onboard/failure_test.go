@@ -343,4 +343,3 @@ func TestEventsMirrorStoredState(t *testing.T) {
 		}
 	}
 }
-

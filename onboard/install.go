@@ -65,7 +65,9 @@ func (s *Service) install(ctx context.Context, run *stepRun) error {
 		return err
 	}
 
-	if err := s.markReady(context.WithoutCancel(ctx), t, url); err != nil {
+	// A repeated install that ends at the same cockpit sends no second email.
+	welcome := !(t.InstallState == InstallInstalled && t.CockpitURL == url)
+	if err := s.markReady(context.WithoutCancel(ctx), t, url, welcome); err != nil {
 		return err
 	}
 	run.say("Cockpit answers at %s", url)
@@ -73,16 +75,22 @@ func (s *Service) install(ctx context.Context, run *stepRun) error {
 	return nil
 }
 
-// markReady stores the cockpit URL and queues the welcome email in one
-// transaction.
-func (s *Service) markReady(ctx context.Context, t *Tester, cockpitURL string) error {
-	msg := welcomeMessage(t, cockpitURL)
-	msg.Created = s.now()
-	msg.NextAt = msg.Created
+// markReady stores the cockpit URL and, with welcome, queues the welcome
+// email in the same transaction.
+func (s *Service) markReady(ctx context.Context, t *Tester, cockpitURL string, welcome bool) error {
+	var msg *Message
+	if welcome {
+		m := welcomeMessage(t, cockpitURL)
+		m.Created = s.now()
+		m.NextAt = m.Created
+		msg = &m
+	}
 	if err := s.store.MarkInstalled(ctx, t.Username, cockpitURL, msg, s.now()); err != nil {
 		return fmt.Errorf("mark %s installed: %w", t.Username, err)
 	}
-	s.queueMail()
+	if welcome {
+		s.queueMail()
+	}
 	return nil
 }
 

@@ -35,8 +35,11 @@ type Store interface {
 	// confirmed cancelled.
 	FailProvision(ctx context.Context, username, reason string, cleared bool, now time.Time) error
 	SetInstallState(ctx context.Context, username, state, reason string, now time.Time) error
-	// MarkInstalled stores the cockpit URL and queues m in the outbox.
-	MarkInstalled(ctx context.Context, username, cockpitURL string, m Message, now time.Time) error
+	// MarkInstalled stores the cockpit URL and queues m in the outbox when
+	// m is not nil.
+	MarkInstalled(ctx context.Context, username, cockpitURL string, m *Message, now time.Time) error
+	// DeleteTester removes the tester with its onboardings, events and logs.
+	DeleteTester(ctx context.Context, username string) error
 	BeginTeardown(ctx context.Context, username string, now time.Time) error
 	FailTeardown(ctx context.Context, username, reason string, now time.Time) error
 	// FinishTeardown drops the deployment, its contracts and any reservation.

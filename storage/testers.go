@@ -150,13 +150,33 @@ func (db *DB) SetInstallState(ctx context.Context, username, state, reason strin
 
 // MarkInstalled stores the cockpit URL and queues the welcome email in the
 // same transaction, so the email goes out exactly when the tester is ready.
-func (db *DB) MarkInstalled(ctx context.Context, username, cockpitURL string, m onboard.Message, now time.Time) error {
+func (db *DB) MarkInstalled(ctx context.Context, username, cockpitURL string, m *onboard.Message, now time.Time) error {
 	return db.update(ctx, func(tx *sql.Tx) error {
 		if err := updateTesterTx(ctx, tx, username, "install_state = ?, install_error = '', cockpit_url = ?",
 			onboard.InstallInstalled, cockpitURL, formatTime(now)); err != nil {
 			return err
 		}
-		return insertMessage(ctx, tx, m)
+		if m == nil {
+			return nil
+		}
+		return insertMessage(ctx, tx, *m)
+	})
+}
+
+// DeleteTester removes the tester; its contracts, reservation, onboardings,
+// stages and events go with it through the foreign keys. Log lines and
+// outbox messages are not keyed to the tester row and are removed here.
+func (db *DB) DeleteTester(ctx context.Context, username string) error {
+	return db.update(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, "DELETE FROM testers WHERE username = ?", username)
+		if err := checkAffected(res, err, "Tester "+username); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, "DELETE FROM stage_logs WHERE username = ?", username); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, "DELETE FROM outbox WHERE tester = ? AND status = 'pending'", username)
+		return err
 	})
 }
 
