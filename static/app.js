@@ -48,6 +48,17 @@
     }, 300);
   });
 
+  // After a start, clear the tester's fields for the next one; the node and
+  // the new form key stay.
+  document.addEventListener("htmx:afterRequest", function (ev) {
+    var form = ev.detail.elt;
+    if (!form || form.id !== "start-form" || !ev.detail.successful) return;
+    ["username", "full_name", "email"].forEach(function (name) {
+      var input = form.elements.namedItem(name);
+      if (input) input.value = "";
+    });
+  });
+
   document.addEventListener("htmx:sendError", function () {
     flash("The deployer did not answer. Check that it is running, then try again.");
   });
