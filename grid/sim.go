@@ -66,6 +66,8 @@ type Sim struct {
 	state        SimState
 	delay        time.Duration
 	defaultSlots int
+	// fixedDelay makes every stage take exactly delay.
+	fixedDelay bool
 }
 
 var _ onboard.Grid = (*Sim)(nil)
@@ -74,6 +76,19 @@ var _ onboard.Grid = (*Sim)(nil)
 // and whose nodes get totalSlots when first set up.
 func NewSim(state SimState, delay time.Duration, totalSlots int) *Sim {
 	return &Sim{state: state, delay: delay, defaultSlots: totalSlots}
+}
+
+// FixDelay makes every simulated stage take exactly the delay instead of one
+// to three times it, for measurements that need known step times. Call it
+// before the grid is used.
+func (s *Sim) FixDelay() { s.fixedDelay = true }
+
+// stageDuration returns the time one simulated stage takes.
+func (s *Sim) stageDuration() time.Duration {
+	if s.fixedDelay {
+		return s.delay
+	}
+	return StageDuration(s.delay)
 }
 
 // EnsureNode sets up the node with the configured total slots.
@@ -154,7 +169,7 @@ func StageDuration(delay time.Duration) time.Duration {
 
 // Deploy creates or adopts the network, VM and gateway name of the project.
 func (s *Sim) Deploy(ctx context.Context, req onboard.DeployRequest, record func(onboard.Contract) error) (onboard.GridProject, error) {
-	total := StageDuration(s.delay)
+	total := s.stageDuration()
 	mode, faulted, err := s.DrawFault(ctx, onboard.StageProvisioning, req.RunID)
 	if err != nil {
 		return onboard.GridProject{}, err
@@ -239,7 +254,7 @@ func (s *Sim) Cancel(ctx context.Context, nodeID, project, runID string) error {
 	if err != nil {
 		return err
 	}
-	if !wait(ctx, StageDuration(s.delay)/2) {
+	if !wait(ctx, s.stageDuration()/2) {
 		return ctx.Err()
 	}
 	if faulted {

@@ -42,6 +42,11 @@ type Options struct {
 	Heartbeat time.Duration
 	DBPath    string
 	Onboard   onboard.Options
+	// FixedDelay makes every simulated stage take exactly Delay.
+	FixedDelay bool
+	// Grid, when set, replaces the simulated grid in the services; the
+	// simulated grid still backs the simulated installer's faults.
+	Grid onboard.Grid
 }
 
 // Server is the deployer's server on 127.0.0.1 over a fresh database and
@@ -107,8 +112,17 @@ func StartServer(tb testing.TB, o Options) *Server {
 	if err := sim.EnsureNode(ctx, "1"); err != nil {
 		tb.Fatal(err)
 	}
+	installer := stack.NewSim(sim, o.Delay)
+	if o.FixedDelay {
+		sim.FixDelay()
+		installer.FixDelay()
+	}
+	var g onboard.Grid = sim
+	if o.Grid != nil {
+		g = o.Grid
+	}
 	hub := onboard.NewHub()
-	svc := onboard.NewService(db, sim, stack.NewSim(sim, o.Delay), hub, log, o.Onboard)
+	svc := onboard.NewService(db, g, installer, hub, log, o.Onboard)
 	runner := onboard.NewRunner(svc)
 	auth := onboard.NewAuth(db, onboard.AuthOptions{Idle: time.Hour, BcryptCost: bcrypt.MinCost}, log)
 	if _, err := auth.Bootstrap(ctx, AdminPassword); err != nil {
