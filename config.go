@@ -33,9 +33,16 @@ type Config struct {
 	GridProxyURL string
 	TwinID       string
 	TFCmd        string
+	GatewayNode  string
+	VMCPU        int
+	VMDiskGB     int
+	VMImage      string
+	VMPort       int
 
 	Installer      string
 	SSHKey         string
+	SSHUser        string
+	KnownHosts     string
 	InstallCommand string
 
 	SMTP SMTPConfig
@@ -138,8 +145,15 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	env("DEPLOYER_GRID_PROXY_URL", str(&cfg.GridProxyURL))
 	env("DEPLOYER_TWIN_ID", str(&cfg.TwinID))
 	env("DEPLOYER_TFCMD", str(&cfg.TFCmd))
+	env("DEPLOYER_GATEWAY_NODE", str(&cfg.GatewayNode))
+	env("DEPLOYER_VM_CPU", num(&cfg.VMCPU))
+	env("DEPLOYER_VM_DISK", num(&cfg.VMDiskGB))
+	env("DEPLOYER_VM_IMAGE", str(&cfg.VMImage))
+	env("DEPLOYER_VM_PORT", num(&cfg.VMPort))
 	env("DEPLOYER_INSTALLER", str(&cfg.Installer))
 	env("DEPLOYER_SSH_KEY", str(&cfg.SSHKey))
+	env("DEPLOYER_SSH_USER", str(&cfg.SSHUser))
+	env("DEPLOYER_SSH_KNOWN_HOSTS", str(&cfg.KnownHosts))
 	env("DEPLOYER_INSTALL_COMMAND", str(&cfg.InstallCommand))
 	env("DEPLOYER_SMTP_HOST", str(&cfg.SMTP.Host))
 	env("DEPLOYER_SMTP_PORT", num(&cfg.SMTP.Port))

@@ -5,7 +5,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,11 +15,8 @@ import (
 	"syscall"
 	"time"
 
-	"deployer/grid"
 	"deployer/handlers"
-	"deployer/mail"
 	"deployer/onboard"
-	"deployer/stack"
 	"deployer/storage"
 	"deployer/views"
 )
@@ -47,6 +43,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if len(args) > 0 && args[0] == "version" {
 		fmt.Fprintf(stdout, "deployer %s\n", version)
 		return nil
+	}
+	if len(args) > 0 && args[0] == "check" {
+		return runCheck(ctx, args[1:], getenv, stdout, stderr)
 	}
 	cfg, err := loadConfig(args, getenv, stderr)
 	if err != nil {
@@ -131,30 +130,11 @@ type app struct {
 
 // assemble picks the backends and builds the services and the server.
 func assemble(ctx context.Context, cfg Config, db *storage.DB, log *slog.Logger) (*app, error) {
-	var g onboard.Grid
-	var sim *grid.Sim
-	switch cfg.Grid {
-	case "sim":
-		sim = grid.NewSim(db, cfg.SimDelay, cfg.SimSlots)
-		if err := sim.EnsureNode(ctx, cfg.Node); err != nil {
-			return nil, fmt.Errorf("set up simulated node %s: %w", cfg.Node, err)
-		}
-		g = sim
-	default:
-		return nil, fmt.Errorf("DEPLOYER_GRID %q is not available in this build; use sim", cfg.Grid)
+	b, err := pickBackends(ctx, cfg, db, log)
+	if err != nil {
+		return nil, err
 	}
-	var installer onboard.Installer
-	switch cfg.Installer {
-	case "sim":
-		if sim == nil {
-			return nil, errors.New("DEPLOYER_INSTALLER=sim needs the simulated grid; use ssh with a real grid")
-		}
-		installer = stack.NewSim(sim, cfg.SimDelay)
-	default:
-		return nil, fmt.Errorf("DEPLOYER_INSTALLER %q is not available in this build; use sim", cfg.Installer)
-	}
-	var mailer onboard.Mailer = mail.NewLogSender(log)
-	mailDescription := ""
+	g, sim, installer, mailer, mailDescription := b.grid, b.sim, b.installer, b.mailer, b.mailDescription
 
 	hub := onboard.NewHub()
 	svc := onboard.NewService(db, g, installer, hub, log, onboard.Options{

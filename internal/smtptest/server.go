@@ -51,6 +51,7 @@ type Server struct {
 
 	opts   Options
 	server *smtp.Server
+	ln     net.Listener
 	mu     sync.Mutex
 	msgs   []Message
 	auths  int
@@ -80,13 +81,18 @@ func Start(tb testing.TB, o Options) *Server {
 	if o.Implicit {
 		ln = tls.NewListener(ln, s.server.TLSConfig)
 	}
+	s.ln = ln
 	go s.server.Serve(ln)
-	tb.Cleanup(func() { s.server.Close() })
+	tb.Cleanup(s.Close)
 	return s
 }
 
-// Close stops the server.
-func (s *Server) Close() { s.server.Close() }
+// Close stops the server. It closes the listener itself too, because the
+// server learns of it only once Serve runs.
+func (s *Server) Close() {
+	s.server.Close()
+	s.ln.Close()
+}
 
 // Messages returns the messages received so far.
 func (s *Server) Messages() []Message {
