@@ -294,10 +294,21 @@ func (tb *tab) navigate(url string) {
 	tb.do("open "+url, chromedp.Navigate(url))
 }
 
-// click clicks the first element that matches the CSS selector.
+// click clicks the first element that matches the CSS selector, once htmx
+// has settled, as a person's click would.
 func (tb *tab) click(selector string) {
 	tb.t.Helper()
+	tb.waitSettled()
 	tb.do("click "+selector, chromedp.Click(chromedp.CSS(selector)))
+}
+
+// waitSettled waits until htmx has no request in flight and has wired up
+// the content it swapped in. htmx adds the listeners of new content about
+// 20ms after the swap, so a click in between would do nothing.
+func (tb *tab) waitSettled() {
+	tb.t.Helper()
+	tb.waitFor("htmx settled", pageTimeout,
+		`!document.querySelector(".htmx-request, .htmx-swapping, .htmx-settling, .htmx-added")`)
 }
 
 // eval evaluates a JavaScript expression in the page and decodes its value;

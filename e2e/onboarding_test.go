@@ -170,3 +170,33 @@ func TestRetryOnFailedPanelThenResume(t *testing.T) {
 		t.Errorf("after Resume setup the panel shows the one-time password %q, want %q", got, password)
 	}
 }
+
+func TestResumeOnTesterPageUpdatesDetail(t *testing.T) {
+	requireBrowser(t)
+	s := startServer(t, serverOptions{})
+	s.mustAPI(t, http.MethodPost, "/api/sim/faults", map[string]any{"stage": "provisioning", "times": 1}, nil)
+	b := newBrowser(t, s.URL)
+	tb := b.newTab("admin")
+	tb.login(s.URL)
+	id := tb.startOnboarding("iris", "Iris Example", "iris@example.org")
+	tb.waitPanelStatus(id, "failed", flowTimeout)
+
+	tb.navigate(s.URL + "/testers/iris")
+	tb.click(`#steps button[hx-post="/onboardings/` + id + `/resume"]`)
+	tb.waitPanel(panelSelector(id))
+	tb.waitPanelStatus(id, "succeeded", flowTimeout)
+
+	// The tester block below the panel follows the resumed onboarding, so
+	// it offers no step of the failed attempt once the tester is ready.
+	tb.waitFor("install: installed in the tester block", pageTimeout,
+		`!!document.querySelector('#tester-detail [data-install="installed"]')`)
+	if got := tb.text(`#steps form button[type="submit"]`); got != "" {
+		t.Errorf("the ready tester's block still offers %q", got)
+	}
+	if n := tb.count(`#steps button[hx-post$="/resume"]`); n != 0 {
+		t.Errorf("the ready tester's block still offers Resume setup")
+	}
+	if n := tb.count("section.panel"); n != 1 {
+		t.Errorf("the tester page shows %d panels, want 1", n)
+	}
+}

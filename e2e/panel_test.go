@@ -272,6 +272,7 @@ func (tb *tab) checkShowsCurrentStage(s *server, id string) {
 // click.
 func (tb *tab) doubleClick(selector string) {
 	tb.t.Helper()
+	tb.waitSettled()
 	tb.do("scroll to "+selector, chromedp.ScrollIntoView(chromedp.CSS(selector)))
 	centre := eval[[]float64](tb, fmt.Sprintf(
 		`(() => { const r = document.querySelector(%q).getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2] })()`,
