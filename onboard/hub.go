@@ -22,6 +22,8 @@ type Hub struct {
 	count  atomic.Int64
 	closed chan struct{}
 	once   sync.Once
+	// observers see every published event; see Observe.
+	observers []EventObserver
 }
 
 // Subscription receives the events of one onboarding, or of all of them.
@@ -74,11 +76,14 @@ func (h *Hub) Unsubscribe(sub *Subscription) {
 	h.count.Add(-1)
 }
 
-// Publish delivers e to the onboarding's subscribers and to those of all
-// onboardings without blocking.
+// Publish passes e to the observers, then delivers it to the onboarding's
+// subscribers and to those of all onboardings without blocking.
 func (h *Hub) Publish(e Event) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	for _, o := range h.observers {
+		o.ObserveEvent(e)
+	}
 	for _, topic := range [2]string{e.OnboardingID, AllOnboardings} {
 		for sub := range h.topics[topic] {
 			select {
