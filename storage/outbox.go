@@ -72,3 +72,24 @@ func (db *DB) MarkMessageFailed(ctx context.Context, id int64, reason string, ne
 		return checkAffected(res, err, fmt.Sprintf("Message %d", id))
 	})
 }
+
+// CountMessages returns how many outbox messages have each status: pending
+// (the backlog still to deliver), sent and failed. A status without messages
+// has no entry.
+func (db *DB) CountMessages(ctx context.Context) (map[string]int, error) {
+	rows, err := db.read.QueryContext(ctx, "SELECT status, count(*) FROM outbox GROUP BY status")
+	if err != nil {
+		return nil, fmt.Errorf("count outbox messages: %w", err)
+	}
+	defer rows.Close()
+	counts := map[string]int{}
+	for rows.Next() {
+		var status string
+		var n int
+		if err := rows.Scan(&status, &n); err != nil {
+			return nil, fmt.Errorf("count outbox messages: %w", err)
+		}
+		counts[status] = n
+	}
+	return counts, rows.Err()
+}
