@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -78,7 +79,7 @@ func newBrowser(t *testing.T, base string) *testBrowser {
 	// Start the browser with a context that has no deadline, because the
 	// first call binds the browser's life to its context.
 	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start chromium: %v\n%s", err, output)
+		t.Fatalf("start chromium: %v\n%s", err, withoutDBus(output.String()))
 	}
 	return &testBrowser{t: t, ctx: ctx, base: base}
 }
@@ -96,7 +97,9 @@ func withoutDBus(output string) string {
 }
 
 // grantClipboard lets the deployer's pages read and write the clipboard
-// without a prompt, so that a test can read back what Copy wrote.
+// without a prompt, so that a test can read back what Copy wrote. cdproto
+// v0.160.1 has no Browser.grantPermissions, so each permission is set
+// through Browser.setPermission.
 func (b *testBrowser) grantClipboard() {
 	b.t.Helper()
 	for _, name := range []string{"clipboard-read", "clipboard-write"} {
@@ -125,6 +128,9 @@ type tab struct {
 	dialogs  []string
 	requests []sentRequest
 	closed   bool
+	// expectedDialog is part of the message of a dialog the test expects
+	// and accepts, such as a confirmation; empty means none is expected.
+	expectedDialog string
 }
 
 // sentRequest is one request the page sent, with the time the test saw it.
@@ -172,8 +178,13 @@ func (tb *tab) record(ev any) {
 			tb.problems = append(tb.problems, fmt.Sprintf("%s error: %s (%s)", ev.Entry.Source, ev.Entry.Text, ev.Entry.URL))
 		}
 	case *page.EventJavascriptDialogOpening:
-		tb.dialogs = append(tb.dialogs, fmt.Sprintf("%s dialog: %q", ev.Type, ev.Message))
-		go chromedp.Call(tb.ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: false})
+		expected := tb.expectedDialog != "" && strings.Contains(ev.Message, tb.expectedDialog)
+		if expected {
+			tb.expectedDialog = ""
+		} else {
+			tb.dialogs = append(tb.dialogs, fmt.Sprintf("%s dialog: %q", ev.Type, ev.Message))
+		}
+		go chromedp.Call(tb.ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: expected})
 	case *network.EventRequestWillBeSent:
 		tb.requests = append(tb.requests, sentRequest{
 			Method: ev.Request.Method, URL: ev.Request.URL, Type: ev.Type, At: time.Now(),
@@ -235,6 +246,22 @@ func (tb *tab) isClosed() bool {
 	tb.mu.Lock()
 	defer tb.mu.Unlock()
 	return tb.closed
+}
+
+// acceptDialog makes the tab accept the next dialog whose message contains
+// part, as an admin confirming an action would. Any other dialog still
+// fails the test.
+func (tb *tab) acceptDialog(part string) {
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	tb.expectedDialog = part
+}
+
+// openedDialogs returns the dialogs that opened without being expected.
+func (tb *tab) openedDialogs() []string {
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	return slices.Clone(tb.dialogs)
 }
 
 // takeProblems returns the problems recorded so far and clears them, for a

@@ -36,10 +36,7 @@ func TestMarkupInFullNameShownAsText(t *testing.T) {
 	if n := tb.count("img"); n != 0 {
 		t.Errorf("the tester page has %d img elements, want none", n)
 	}
-	tb.mu.Lock()
-	dialogs := tb.dialogs
-	tb.mu.Unlock()
-	if len(dialogs) != 0 {
+	if dialogs := tb.openedDialogs(); len(dialogs) != 0 {
 		t.Errorf("dialogs opened: %q", dialogs)
 	}
 }

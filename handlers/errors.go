@@ -32,24 +32,30 @@ func statusOf(code string) int {
 	}
 }
 
-// fromFiber turns Fiber's own errors, such as an unknown route or a body over
-// the limit, into coded errors.
-func fromFiber(err error) error {
+// fromFiber turns Fiber's own errors, such as an unknown route or a body
+// over the limit, into coded errors. It also returns the response status
+// when it differs from the code's, or 0.
+func fromFiber(err error) (error, int) {
 	var fe *fiber.Error
 	if !errors.As(err, &fe) {
-		return err
+		return err, 0
 	}
 	switch fe.Code {
 	case http.StatusNotFound:
-		return onboard.Errorf(onboard.ENotFound, "There is no page here. Check the address.")
+		return onboard.Errorf(onboard.ENotFound, "There is no page here. Check the address."), 0
 	case http.StatusRequestEntityTooLarge:
-		return onboard.Errorf(onboard.EInvalid, "The request body is too large: at most %d KiB.", bodyLimit/1024)
+		return onboard.Errorf(onboard.EInvalid, "The request body is too large: at most %d KiB.", bodyLimit/1024),
+			http.StatusRequestEntityTooLarge
 	case http.StatusMethodNotAllowed:
-		return onboard.Errorf(onboard.EInvalid, "This address does not take that method.")
-	case http.StatusBadRequest, http.StatusUnprocessableEntity:
-		return onboard.Errorf(onboard.EInvalid, "The request could not be read: %s", fe.Message)
+		return onboard.Errorf(onboard.EInvalid, "This address does not take that method."), http.StatusMethodNotAllowed
+	case http.StatusRequestHeaderFieldsTooLarge:
+		return onboard.Errorf(onboard.EInvalid, "The request headers are too large."),
+			http.StatusRequestHeaderFieldsTooLarge
 	}
-	return err
+	if fe.Code >= 400 && fe.Code < 500 {
+		return onboard.Errorf(onboard.EInvalid, "The request could not be read: %s", fe.Message), fe.Code
+	}
+	return err, 0
 }
 
 type errorBody struct {
@@ -70,9 +76,13 @@ type errorView struct {
 // API, a fragment for htmx, a page for browsers. Internal errors are logged
 // with the request id and shown as a plain message.
 func (h *handler) handleError(c *fiber.Ctx, err error) error {
-	err = fromFiber(err)
+	// Fiber calls this without the middleware for requests it cannot read.
+	h.setSecurityHeaders(c)
+	err, status := fromFiber(err)
 	code := onboard.ErrorCode(err)
-	status := statusOf(code)
+	if status == 0 {
+		status = statusOf(code)
+	}
 	msg := onboard.ErrorMessage(err)
 	if status >= 500 && code == onboard.EInternal {
 		h.log.Error("Request failed", "request_id", requestID(c), "method", c.Method(), "path", c.Path(), "error", err)

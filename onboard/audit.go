@@ -2,6 +2,7 @@ package onboard
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 )
 
@@ -28,18 +29,40 @@ type AuditFilter struct {
 
 type actorKey struct{}
 
+// actor is the admin acting in a context, and whether an audit entry was
+// recorded under that context.
+type actor struct {
+	name     string
+	recorded atomic.Bool
+}
+
 // WithActor returns a context that names the admin acting, for the audit log.
-func WithActor(ctx context.Context, actor string) context.Context {
-	return context.WithValue(ctx, actorKey{}, actor)
+func WithActor(ctx context.Context, name string) context.Context {
+	return context.WithValue(ctx, actorKey{}, &actor{name: name})
 }
 
 // ActorFrom returns the admin acting in ctx, or "system".
 func ActorFrom(ctx context.Context) string {
-	if a, ok := ctx.Value(actorKey{}).(string); ok && a != "" {
-		return a
+	if a, ok := ctx.Value(actorKey{}).(*actor); ok && a.name != "" {
+		return a.name
 	}
 	return "system"
 }
+
+// Audited reports whether an audit entry was recorded under ctx since
+// WithActor made it, so that a caller can record the requests that failed
+// before they reached a service. It is safe for concurrent use.
+func Audited(ctx context.Context) bool {
+	a, ok := ctx.Value(actorKey{}).(*actor)
+	return ok && a.recorded.Load()
+}
+
+// Audit fields are clipped to these lengths in bytes, because some of them
+// come from requests that failed validation.
+const (
+	auditNameMax   = 64
+	auditDetailMax = 500
+)
 
 // audit stores an entry for the action and logs a failure to store it; an
 // audit failure does not undo the action it records.
@@ -48,9 +71,13 @@ func (s *Service) audit(ctx context.Context, action, tester, nodeID string, err 
 	if err != nil {
 		outcome = ErrorCode(err)
 	}
+	if a, ok := ctx.Value(actorKey{}).(*actor); ok {
+		a.recorded.Store(true)
+	}
 	e := AuditEntry{
-		Actor: ActorFrom(ctx), Action: action, Tester: tester, NodeID: nodeID,
-		Outcome: outcome, Detail: detail, Time: s.now(),
+		Actor: clip(ActorFrom(ctx), auditNameMax), Action: clip(action, auditNameMax),
+		Tester: clip(tester, auditNameMax), NodeID: clip(nodeID, auditNameMax),
+		Outcome: outcome, Detail: clip(detail, auditDetailMax), Time: s.now(),
 	}
 	if err := s.store.RecordAudit(context.WithoutCancel(ctx), e); err != nil {
 		s.log.Error("Audit entry not stored", "action", action, "tester", tester, "error", err)
