@@ -26,6 +26,9 @@ type Config struct {
 	Secure bool
 	Proxy  bool
 	Idle   time.Duration
+	// MetricsToken is a bearer token accepted only on /metrics, for
+	// scrapers; empty leaves /metrics to admins and the API token.
+	MetricsToken string
 
 	SimSlots int
 	SimDelay time.Duration
@@ -137,6 +140,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	env("DEPLOYER_GRID", str(&cfg.Grid))
 	env("DEPLOYER_ADMIN_PASSWORD", str(&cfg.Admin))
 	env("DEPLOYER_API_TOKEN", str(&cfg.Token))
+	env("DEPLOYER_METRICS_TOKEN", str(&cfg.MetricsToken))
 	env("DEPLOYER_SECURE_COOKIES", boolean(&cfg.Secure))
 	env("DEPLOYER_TRUST_PROXY", boolean(&cfg.Proxy))
 	env("DEPLOYER_SESSION_IDLE", dur(&cfg.Idle))

@@ -156,9 +156,10 @@ func assemble(ctx context.Context, cfg Config, db *storage.DB, log *slog.Logger)
 	a.server = handlers.New(handlers.Config{
 		DefaultNode: cfg.Node, APIToken: cfg.Token, SecureCookies: cfg.Secure, TrustProxy: cfg.Proxy,
 		Heartbeat: cfg.Heartbeat, Version: version, MailDescription: mailDescription,
+		MetricsToken: cfg.MetricsToken,
 	}, handlers.Deps{
 		Service: svc, Runner: a.runner, Auth: a.auth, Outbox: a.outbox, Sim: sim, Views: v, Log: log,
-		Health: db.Ping,
+		Health: db.Ping, Metrics: newMetrics(cfg, a, db, log),
 	})
 	return a, nil
 }

@@ -22,6 +22,10 @@ import (
 
 var binary string
 
+// stampedVersion is the version the test binary is built with, as make
+// stamps a release.
+const stampedVersion = "v9.8.7-test"
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "deployer-bin")
 	if err != nil {
@@ -29,7 +33,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "deployer")
-	build := exec.Command("go", "build", "-race", "-o", binary, ".")
+	build := exec.Command("go", "build", "-race", "-ldflags", "-X main.version="+stampedVersion, "-o", binary, ".")
 	build.Stderr = os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build deployer:", err)
@@ -53,14 +57,16 @@ type process struct {
 var listenPattern = regexp.MustCompile(`listening on (http://[0-9.:]+)/`)
 
 // startBinary runs the deployer on the database with a short simulated
-// delay and waits until it listens.
-func startBinary(t *testing.T, db string, delay time.Duration) *process {
+// delay and waits until it listens. Each of env is NAME=value and overrides
+// the defaults.
+func startBinary(t *testing.T, db string, delay time.Duration, env ...string) *process {
 	t.Helper()
 	cmd := exec.Command(binary)
 	cmd.Env = append(os.Environ(),
 		"DEPLOYER_ADDR=127.0.0.1:0", "DEPLOYER_DB="+db, "DEPLOYER_API_TOKEN="+testkit.Token,
 		"DEPLOYER_ADMIN_PASSWORD="+testkit.AdminPassword, "DEPLOYER_SIM_DELAY="+delay.String(),
 		"DEPLOYER_SSE_HEARTBEAT=100ms")
+	cmd.Env = append(cmd.Env, env...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

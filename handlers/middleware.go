@@ -73,8 +73,9 @@ func (h *handler) tagRequest(c *fiber.Ctx) error {
 			h.log.Error("Error response failed", "request_id", id, "error", herr)
 		}
 	}
+	route := routeLabel(c)
+	h.observeRequest(c, route, time.Since(start))
 	if c.Locals(localStreaming) == nil {
-		route := c.Route().Path
 		h.log.Info("Request", "request_id", id, "method", c.Method(), "route", route,
 			"status", c.Response().StatusCode(), "duration_ms", time.Since(start).Milliseconds(), "admin", actorFrom(c))
 	}

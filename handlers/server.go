@@ -28,6 +28,9 @@ type Config struct {
 	DefaultNode string
 	// APIToken is accepted as a bearer token on /api/; empty disables it.
 	APIToken string
+	// MetricsToken is accepted as a bearer token on /metrics only, for
+	// scrapers; empty disables it.
+	MetricsToken string
 	// SecureCookies marks cookies Secure and sends HSTS, for a deployer
 	// served over HTTPS.
 	SecureCookies bool
@@ -55,6 +58,8 @@ type Deps struct {
 	Log   *slog.Logger
 	// Health checks the database for /healthz.
 	Health func(ctx context.Context) error
+	// Metrics serves /metrics and counts requests; nil turns both off.
+	Metrics Metrics
 }
 
 // handler holds the dependencies of every route.
@@ -111,6 +116,7 @@ func (s *Server) routes() {
 	app.Use(h.tagRequest)
 	app.Use("/static", filesystem.New(filesystem.Config{Root: http.FS(static.FS), MaxAge: 3600}))
 	app.Get("/healthz", h.checkHealth)
+	app.Get("/metrics", h.authenticateMetrics, h.showMetrics)
 	app.Get("/login", h.showLoginPage)
 	app.Post("/login", h.login)
 
