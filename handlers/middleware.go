@@ -4,7 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
+	"net"
 	"net/url"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -43,31 +46,37 @@ func csrfFrom(c *fiber.Ctx) string {
 	return t
 }
 
-// userContext returns the request's context carrying the admin for the
-// audit log.
+// userContext returns the request's context, which carries the admin for
+// the audit log once authenticate let the request through.
 func userContext(c *fiber.Ctx) context.Context {
-	return onboard.WithActor(c.UserContext(), actorFrom(c))
+	return c.UserContext()
 }
 
-// tagRequest gives the request an id, sets the security headers, and logs
-// the request when it ends. Event streams are logged by their handler when
-// they close.
+// setSecurityHeaders sets the headers every response carries, error
+// responses that Fiber makes before any handler runs included.
+func (h *handler) setSecurityHeaders(c *fiber.Ctx) {
+	c.Set("Content-Security-Policy", contentSecurityPolicy)
+	c.Set("X-Content-Type-Options", "nosniff")
+	c.Set("Referrer-Policy", "no-referrer")
+	c.Set("X-Frame-Options", "DENY")
+	if h.secure(c) {
+		c.Set("Strict-Transport-Security", "max-age=31536000")
+	}
+}
+
+// tagRequest gives the request an id, sets the security headers, turns a
+// panic into a 500, and logs the request when it ends. Event streams are
+// logged by their handler when they close.
 func (h *handler) tagRequest(c *fiber.Ctx) error {
 	var b [8]byte
 	rand.Read(b[:])
 	id := hex.EncodeToString(b[:])
 	c.Locals(localRequestID, id)
 	c.Set("X-Request-ID", id)
-	c.Set("Content-Security-Policy", contentSecurityPolicy)
-	c.Set("X-Content-Type-Options", "nosniff")
-	c.Set("Referrer-Policy", "no-referrer")
-	c.Set("X-Frame-Options", "DENY")
-	if h.cfg.SecureCookies {
-		c.Set("Strict-Transport-Security", "max-age=31536000")
-	}
+	h.setSecurityHeaders(c)
 
 	start := time.Now()
-	err := c.Next()
+	err := h.nextRecovered(c)
 	if err != nil {
 		if herr := h.handleError(c, err); herr != nil {
 			h.log.Error("Error response failed", "request_id", id, "error", herr)
@@ -82,6 +91,41 @@ func (h *handler) tagRequest(c *fiber.Ctx) error {
 	return nil
 }
 
+// nextRecovered runs the rest of the chain and returns a panic in it as an
+// internal error, so that one bad request cannot stop the deployer.
+func (h *handler) nextRecovered(c *fiber.Ctx) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			h.log.Error("Request panicked", "request_id", requestID(c), "method", c.Method(), "path", c.Path(),
+				"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			err = fmt.Errorf("panic: %v", p)
+		}
+	}()
+	return c.Next()
+}
+
+// clientAddr returns the client's IP address. Behind a trusted proxy it is
+// the last X-Forwarded-For entry, the one the proxy appended, because the
+// entries before it come from the client and can be anything.
+func (h *handler) clientAddr(c *fiber.Ctx) string {
+	remote := c.Context().RemoteIP().String()
+	if !h.cfg.TrustProxy {
+		return remote
+	}
+	values := c.Request().Header.PeekAll(fiber.HeaderXForwardedFor)
+	if len(values) == 0 {
+		return remote
+	}
+	last := string(values[len(values)-1])
+	if i := strings.LastIndexByte(last, ','); i >= 0 {
+		last = last[i+1:]
+	}
+	if ip := net.ParseIP(strings.TrimSpace(last)); ip != nil {
+		return ip.String()
+	}
+	return remote
+}
+
 // isStateChanging reports whether the method may change state.
 func isStateChanging(method string) bool {
 	switch method {
@@ -93,16 +137,17 @@ func isStateChanging(method string) bool {
 
 // authenticate lets a request through with the API token on /api/, or with
 // an admin session, which must also carry the CSRF token on state-changing
-// requests.
+// requests. Every state-changing request it lets in ends up in the audit
+// log, also when it fails before reaching a service.
 func (h *handler) authenticate(c *fiber.Ctx) error {
-	api := strings.HasPrefix(c.Path(), "/api/")
+	api := isAPI(c)
 	if authz := c.Get(fiber.HeaderAuthorization); authz != "" {
 		token, ok := strings.CutPrefix(authz, "Bearer ")
 		if !ok || !api || h.cfg.APIToken == "" || !onboard.EqualSecret(token, h.cfg.APIToken) {
 			return onboard.Errorf(onboard.EUnauthorized, "The bearer token is not valid for this address.")
 		}
-		c.Locals(localActor, "api")
-		return c.Next()
+		h.admit(c, "api")
+		return h.auditUnrecorded(c, c.Next)
 	}
 
 	sid := c.Cookies(sessionCookie)
@@ -116,32 +161,58 @@ func (h *handler) authenticate(c *fiber.Ctx) error {
 		}
 		return h.unauthenticated(c, api, err)
 	}
-	c.Locals(localActor, sess.Admin)
+	h.admit(c, sess.Admin)
 	c.Locals(localCSRF, onboard.CSRFToken(sid))
-
-	if isStateChanging(c.Method()) {
-		token := c.Get(csrfHeader)
-		if token == "" {
-			token = c.FormValue("_csrf")
+	return h.auditUnrecorded(c, func() error {
+		if err := h.checkCSRF(c); err != nil {
+			return err
 		}
-		if !onboard.EqualSecret(token, csrfFrom(c)) {
-			h.log.Warn("CSRF token missing or stale", "request_id", requestID(c), "admin", sess.Admin, "path", c.Path())
-			return onboard.Errorf(onboard.EForbidden,
-				"This page is out of date (its security token does not match your session). Reload the page and try again.")
-		}
-	}
-	return c.Next()
+		return c.Next()
+	})
 }
 
-// unauthenticated answers a request without a valid session: 401 on the
-// API, a redirect header for htmx, a closing event on event streams, and a
-// redirect to the login page otherwise.
+// admit names the admin on the request and in its context.
+func (h *handler) admit(c *fiber.Ctx, admin string) {
+	c.Locals(localActor, admin)
+	c.SetUserContext(onboard.WithActor(c.UserContext(), admin))
+}
+
+// checkCSRF requires the session's CSRF token, from the X-CSRF-Token header
+// or the _csrf form field, on a state-changing request. A token of an
+// earlier session gets a message that tells the admin to reload the page.
+func (h *handler) checkCSRF(c *fiber.Ctx) error {
+	if !isStateChanging(c.Method()) {
+		return nil
+	}
+	token := c.Get(csrfHeader)
+	if token == "" {
+		token = c.FormValue("_csrf")
+	}
+	if onboard.EqualSecret(token, csrfFrom(c)) {
+		return nil
+	}
+	h.log.Warn("CSRF token missing or stale", "request_id", requestID(c), "admin", actorFrom(c),
+		"method", c.Method(), "path", c.Path(), "token_sent", token != "")
+	if token == "" {
+		return onboard.Errorf(onboard.EForbidden,
+			"This request has no security token. Reload the page and try again.")
+	}
+	return onboard.Errorf(onboard.EForbidden,
+		"This page is out of date (its security token does not match your session). Reload the page and try again.")
+}
+
+// unauthenticated responds to a request without a valid session: 401 on the
+// API, a redirect header for htmx, a closing event on a page's event
+// stream, and a redirect to the login page otherwise.
 func (h *handler) unauthenticated(c *fiber.Ctx, api bool, cause error) error {
 	switch {
-	case isEventStream(c):
-		return h.closeStream(c, c.Params("id"), onboard.ErrorMessage(cause)+" Reload the page after logging in.")
 	case api:
 		return cause
+	case isEventStream(c):
+		// The SSE extension reconnects after any status but 200, so the
+		// stream closes with the message instead.
+		id := strings.TrimSuffix(strings.TrimPrefix(c.Path(), "/onboardings/"), "/events")
+		return h.closeStream(c, id, onboard.ErrorMessage(cause)+" Reload the page after logging in.")
 	case c.Get(hxRequest) == "true":
 		c.Set(hxRedirect, "/login")
 		return c.SendStatus(fiber.StatusUnauthorized)
