@@ -113,12 +113,12 @@ func (db *DB) Ping(ctx context.Context) error {
 }
 
 // Backup writes a consistent copy of the database to path, which must not
-// exist, while the server keeps running.
+// exist, while the server keeps running. It copies through a connection of
+// its own, as BackupFile does, because the read pool is query_only, which
+// rejects VACUUM INTO, and the write pool has one connection, which the copy
+// would hold for its whole duration.
 func (db *DB) Backup(ctx context.Context, path string) error {
-	if _, err := db.read.ExecContext(ctx, "VACUUM INTO ?", path); err != nil {
-		return fmt.Errorf("back up database to %s: %w", path, err)
-	}
-	return nil
+	return BackupFile(ctx, db.path, path)
 }
 
 // migrate applies the embedded migrations that are not yet recorded, each in
