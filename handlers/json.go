@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"deployer/onboard"
 
@@ -164,40 +168,155 @@ func formatJSONTime(t time.Time) string {
 	return t.UTC().Format(time.RFC3339Nano)
 }
 
-// parseBody reads a JSON body for the API and a form for pages into dst,
-// whose fields carry both json and form tags. Unknown JSON fields are
-// rejected, so that a misspelt field is not silently ignored.
+// defaultFieldMax is the length limit in bytes of a string field without a
+// maxlen tag.
+const defaultFieldMax = 256
+
+// parseBody reads a JSON body or a form into dst, whose fields carry json
+// and form tags, and checks each string field against its maxlen tag. Unknown
+// JSON fields and data after the JSON value are rejected, so that a
+// misspelt field is not silently ignored. It returns EInvalid, naming the
+// field where there is one.
 func parseBody(c *fiber.Ctx, dst any) error {
-	if strings.HasPrefix(c.Get(fiber.HeaderContentType), fiber.MIMEApplicationJSON) {
-		body := c.Body()
-		if len(bytes.TrimSpace(body)) == 0 {
-			return nil
+	body := c.Body()
+	mediaType, _, _ := strings.Cut(c.Get(fiber.HeaderContentType), ";")
+	mediaType = strings.ToLower(strings.TrimSpace(mediaType))
+	switch {
+	case mediaType == fiber.MIMEApplicationJSON:
+		if err := decodeJSON(body, dst); err != nil {
+			return err
 		}
-		dec := json.NewDecoder(bytes.NewReader(body))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(dst); err != nil {
-			var fe *onboard.Error
-			if errors.As(err, &fe) {
-				return fe
-			}
-			return onboard.Errorf(onboard.EInvalid, "The JSON body could not be read: %s.", jsonErrorText(err))
+	case mediaType == fiber.MIMEApplicationForm || mediaType == fiber.MIMEMultipartForm:
+		if err := c.BodyParser(dst); err != nil {
+			return onboard.Errorf(onboard.EInvalid, "The form could not be read: %s.", clip(err.Error(), 200))
 		}
+	case len(bytes.TrimSpace(body)) > 0:
+		return onboard.Errorf(onboard.EInvalid,
+			"The request body has content type %q; send JSON with Content-Type: application/json, or a form.",
+			clip(mediaType, 100))
+	}
+	return checkFieldLengths(dst)
+}
+
+// decodeJSON reads exactly one JSON value into dst; an empty body leaves dst
+// as it is.
+func decodeJSON(body []byte, dst any) error {
+	if len(bytes.TrimSpace(body)) == 0 {
 		return nil
 	}
-	if err := c.BodyParser(dst); err != nil {
-		return onboard.Errorf(onboard.EInvalid, "The form could not be read: %v.", err)
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(dst)
+	if err == nil {
+		if _, next := dec.Token(); next != io.EOF {
+			err = errors.New("data after the JSON value")
+		}
+	}
+	if err == nil {
+		return nil
+	}
+	var fe *onboard.Error
+	if errors.As(err, &fe) {
+		return fe
+	}
+	var typeErr *json.UnmarshalTypeError
+	if errors.As(err, &typeErr) && typeErr.Field != "" {
+		return onboard.FieldError(typeErr.Field, "%s must be a JSON %s, not %s.",
+			fieldLabel(typeErr.Field), jsonKind(typeErr.Type), typeErr.Value)
+	}
+	return onboard.Errorf(onboard.EInvalid, "The JSON body could not be read: %s.", jsonErrorText(err))
+}
+
+// checkFieldLengths returns EInvalid for the first string field of the
+// struct dst points to that is longer than its maxlen tag, or than
+// defaultFieldMax without one.
+func checkFieldLengths(dst any) error {
+	v := reflect.ValueOf(dst)
+	if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Struct {
+		return nil
+	}
+	v = v.Elem()
+	for i := 0; i < v.NumField(); i++ {
+		field := v.Type().Field(i)
+		if v.Field(i).Kind() != reflect.String {
+			continue
+		}
+		limit := defaultFieldMax
+		if tag := field.Tag.Get("maxlen"); tag != "" {
+			limit, _ = strconv.Atoi(tag)
+		}
+		if n := len(v.Field(i).String()); n > limit {
+			name := fieldName(field)
+			return onboard.FieldError(name, "%s is too long: %d bytes, at most %d.", fieldLabel(name), n, limit)
+		}
 	}
 	return nil
 }
 
+// fieldName returns the name a client uses for the field: its JSON name,
+// then its form name.
+func fieldName(f reflect.StructField) string {
+	for _, key := range []string{"json", "form"} {
+		if name, _, _ := strings.Cut(f.Tag.Get(key), ","); name != "" && name != "-" {
+			return name
+		}
+	}
+	return f.Name
+}
+
+// fieldLabel turns a field name such as full_name into "Full name".
+func fieldLabel(name string) string {
+	name = strings.ReplaceAll(name, "_", " ")
+	if name == "" {
+		return name
+	}
+	return strings.ToUpper(name[:1]) + name[1:]
+}
+
+// jsonKind names the JSON type that decodes into t.
+func jsonKind(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.String:
+		return "string"
+	case reflect.Bool:
+		return "boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
+		return "number"
+	case reflect.Pointer:
+		return jsonKind(t.Elem())
+	case reflect.Slice, reflect.Array:
+		return "array"
+	}
+	return "object"
+}
+
 // jsonErrorText shortens a decoding error to the part an admin needs.
 func jsonErrorText(err error) string {
-	msg := err.Error()
-	msg = strings.TrimPrefix(msg, "json: ")
-	if len(msg) > 200 {
-		msg = msg[:200]
+	var syntaxErr *json.SyntaxError
+	if errors.As(err, &syntaxErr) {
+		return fmt.Sprintf("%s (at byte %d)", strings.TrimPrefix(syntaxErr.Error(), "json: "), syntaxErr.Offset)
 	}
-	return msg
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return "the JSON value ends early"
+	}
+	var typeErr *json.UnmarshalTypeError
+	if errors.As(err, &typeErr) {
+		return "expected a JSON " + jsonKind(typeErr.Type) + ", not " + typeErr.Value
+	}
+	return clip(strings.TrimPrefix(err.Error(), "json: "), 200)
+}
+
+// clip shortens s to at most max bytes without splitting a UTF-8 sequence.
+func clip(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut]
 }
 
 // isAPI reports whether the request is for the JSON API.

@@ -11,14 +11,26 @@ import (
 	"github.com/google/uuid"
 )
 
-// testerForm is the create-or-register body; the one-click form adds node_id
-// and form_key.
+// registerForm is the create-or-register body.
+type registerForm struct {
+	Username string `json:"username" form:"username" maxlen:"64"`
+	FullName string `json:"full_name" form:"full_name" maxlen:"200"`
+	Email    string `json:"email" form:"email" maxlen:"254"`
+	CSRF     string `json:"-" form:"_csrf"`
+}
+
+func (f registerForm) input() onboard.TesterInput {
+	return onboard.TesterInput{Username: f.Username, FullName: f.FullName, Email: f.Email}
+}
+
+// testerForm is the one-click form: create-or-register with the node and
+// the form key.
 type testerForm struct {
-	Username string      `json:"username" form:"username"`
-	FullName string      `json:"full_name" form:"full_name"`
-	Email    string      `json:"email" form:"email"`
-	NodeID   nodeIDParam `json:"node_id" form:"node_id"`
-	FormKey  string      `json:"form_key" form:"form_key"`
+	Username string      `json:"username" form:"username" maxlen:"64"`
+	FullName string      `json:"full_name" form:"full_name" maxlen:"200"`
+	Email    string      `json:"email" form:"email" maxlen:"254"`
+	NodeID   nodeIDParam `json:"node_id" form:"node_id" maxlen:"20"`
+	FormKey  string      `json:"form_key" form:"form_key" maxlen:"64"`
 	CSRF     string      `json:"-" form:"_csrf"`
 }
 
@@ -211,7 +223,7 @@ func (h *handler) getTester(c *fiber.Ctx) error {
 // createTester registers an existing tester (200) or creates the account
 // (201, with the one-time password in this response only).
 func (h *handler) createTester(c *fiber.Ctx) error {
-	var f testerForm
+	var f registerForm
 	if err := parseBody(c, &f); err != nil {
 		return err
 	}

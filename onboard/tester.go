@@ -2,6 +2,7 @@ package onboard
 
 import (
 	"net/mail"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -139,7 +140,10 @@ func ValidateUsername(username string) error {
 	return nil
 }
 
-// ValidateFullName checks a new account's full name.
+// ValidateFullName checks a new account's full name: one line of valid
+// UTF-8 without control characters or bidirectional formatting characters,
+// which could make the name, and the text after it on a page, read as
+// something else.
 func ValidateFullName(name string) error {
 	switch {
 	case name == "":
@@ -153,18 +157,35 @@ func ValidateFullName(name string) error {
 		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
 			return FieldError("full_name", "Full name must be one line of text without control characters.")
 		}
+		if isBidiControl(r) {
+			return FieldError("full_name", "Full name must not contain bidirectional formatting characters (U+%04X).", r)
+		}
 	}
 	return nil
 }
 
+// isBidiControl reports whether r is one of the Unicode characters that
+// override or isolate the direction of the text around them: U+202A to
+// U+202E and U+2066 to U+2069.
+func isBidiControl(r rune) bool {
+	return r >= '\u202A' && r <= '\u202E' || r >= '\u2066' && r <= '\u2069'
+}
+
 // ValidateEmail checks a new account's email address: one plain address with
-// a domain that has a dot, no display name.
+// a domain that has a dot, no display name, and only visible characters.
 func ValidateEmail(email string) error {
 	switch {
 	case email == "":
 		return FieldError("email", "Email is missing. A new account needs an address for the welcome email.")
 	case len(email) > EmailMaxLen:
 		return FieldError("email", "Email is too long: at most %d bytes.", EmailMaxLen)
+	case !utf8.ValidString(email):
+		return FieldError("email", "Email is not valid UTF-8 text.")
+	}
+	for _, r := range email {
+		if !unicode.IsGraphic(r) || unicode.IsSpace(r) {
+			return FieldError("email", "Email must not contain spaces, control or formatting characters (U+%04X).", r)
+		}
 	}
 	addr, err := mail.ParseAddress(email)
 	at := strings.LastIndexByte(email, '@')
@@ -175,13 +196,18 @@ func ValidateEmail(email string) error {
 	return nil
 }
 
-// ValidateNodeID checks a node id: a positive whole number.
+// ValidateNodeID checks a node id: a positive whole number that fits the
+// grid's 32-bit ids, without leading zeros, so that each node has one
+// spelling and its reservations one key.
 func ValidateNodeID(nodeID string) error {
 	if nodeID == "" {
 		return FieldError("node_id", "Node is missing. Enter the id of the grid node, such as 1.")
 	}
-	if len(nodeID) > 10 || strings.TrimLeft(nodeID, "0123456789") != "" || strings.TrimLeft(nodeID, "0") == "" {
-		return FieldError("node_id", "Node %q is not a node id; enter a positive whole number.", clip(nodeID, 20))
+	n, err := strconv.ParseUint(nodeID, 10, 32)
+	if err != nil || n == 0 || nodeID[0] == '0' {
+		return FieldError("node_id",
+			"Node %q is not a node id; enter a whole number from 1 to 4294967295 without leading zeros.",
+			clip(nodeID, 20))
 	}
 	return nil
 }
