@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -33,43 +34,68 @@ func (h *handler) showLoginPage(c *fiber.Ctx) error {
 }
 
 type loginForm struct {
-	Username string `form:"username" json:"username"`
-	Password string `form:"password" json:"password"`
-	Next     string `form:"next" json:"next"`
+	Username string `form:"username" json:"username" maxlen:"64"`
+	Password string `form:"password" json:"password" maxlen:"72"`
+	Next     string `form:"next" json:"next" maxlen:"2048"`
 }
 
 // login checks the credentials, then replaces any session the browser had
-// with a new one, so that an id set before login is never kept.
+// with a new one, so that an id set before login is never kept. Every
+// attempt that reaches the password check goes into the audit log; attempts
+// rejected while blocked do not, so that they cannot fill it.
 func (h *handler) login(c *fiber.Ctx) error {
 	var f loginForm
 	if err := parseBody(c, &f); err != nil {
-		return err
+		return h.renderLoginError(c, f, err)
 	}
+	username := strings.ToLower(strings.TrimSpace(f.Username))
+	addr := h.clientAddr(c)
+	ctx := onboard.WithActor(c.UserContext(), username)
 	old := c.Cookies(sessionCookie)
-	sid, err := h.auth.Login(c.UserContext(), strings.TrimSpace(f.Username), f.Password, c.IP())
+	sid, err := h.auth.Login(c.UserContext(), username, f.Password, addr)
 	if err != nil {
-		if onboard.ErrorCode(err) != onboard.EUnauthorized {
-			return err
+		if onboard.ErrorCode(err) == onboard.EUnauthorized && !errors.Is(err, onboard.ErrLoginBlocked) {
+			h.svc.RecordAudit(ctx, "admin.login", "", "", err, "from "+addr)
 		}
-		return h.renderPage(c, http.StatusUnauthorized, "pages/login", loginPage{
-			page: h.page(c, "Log in", ""), Error: onboard.ErrorMessage(err), Username: f.Username, Next: safeNext(f.Next),
-		})
+		return h.renderLoginError(c, f, err)
 	}
 	if old != "" {
-		h.auth.Logout(c.UserContext(), old)
+		if err := h.auth.Logout(c.UserContext(), old); err != nil {
+			h.log.Warn("Earlier session not ended at login", "request_id", requestID(c), "error", err)
+		}
 	}
 	h.setSessionCookie(c, sid)
-	ctx := onboard.WithActor(c.UserContext(), strings.TrimSpace(f.Username))
-	h.svc.RecordAudit(ctx, "admin.login", "", "", nil, "from "+c.IP())
+	h.svc.RecordAudit(ctx, "admin.login", "", "", nil, "from "+addr)
 	return c.Redirect(safeNext(f.Next), fiber.StatusSeeOther)
 }
 
+// renderLoginError shows the login page again with the error: 400 for bad
+// input, 429 while logins are blocked, 401 for wrong credentials.
+func (h *handler) renderLoginError(c *fiber.Ctx, f loginForm, err error) error {
+	status := http.StatusUnauthorized
+	switch {
+	case errors.Is(err, onboard.ErrLoginBlocked):
+		status = http.StatusTooManyRequests
+	case onboard.ErrorCode(err) == onboard.EInvalid:
+		status = http.StatusBadRequest
+	case onboard.ErrorCode(err) != onboard.EUnauthorized:
+		return err
+	}
+	return h.renderPage(c, status, "pages/login", loginPage{
+		page: h.page(c, "Log in", ""), Error: onboard.ErrorMessage(err), Username: clip(f.Username, 64),
+		Next: safeNext(clip(f.Next, 2048)),
+	})
+}
+
+// logout ends the session and clears its cookie; the audit entry comes
+// first, while the session still names the admin.
 func (h *handler) logout(c *fiber.Ctx) error {
-	if err := h.auth.Logout(c.UserContext(), c.Cookies(sessionCookie)); err != nil {
+	err := h.auth.Logout(c.UserContext(), c.Cookies(sessionCookie))
+	h.svc.RecordAudit(userContext(c), "admin.logout", "", "", err, "")
+	if err != nil {
 		return err
 	}
 	h.clearSessionCookie(c)
-	h.svc.RecordAudit(userContext(c), "admin.logout", "", "", nil, "")
 	return c.Redirect("/login", fiber.StatusSeeOther)
 }
 
@@ -87,9 +113,9 @@ func (h *handler) showAccountPage(c *fiber.Ctx) error {
 }
 
 type adminForm struct {
-	Username        string `form:"username" json:"username"`
-	Password        string `form:"password" json:"password"`
-	CurrentPassword string `form:"current_password" json:"current_password"`
+	Username        string `form:"username" json:"username" maxlen:"64"`
+	Password        string `form:"password" json:"password" maxlen:"72"`
+	CurrentPassword string `form:"current_password" json:"current_password" maxlen:"72"`
 }
 
 func (h *handler) addAdmin(c *fiber.Ctx) error {

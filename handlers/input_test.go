@@ -135,6 +135,8 @@ func TestEveryFieldHasALengthLimit(t *testing.T) {
 		label string
 	}{
 		{"/onboardings", url.Values{"username": {"dave"}, "full_name": {strings.Repeat("x", 201)}, "email": {"d@example.org"}}, "Full name is too long"},
+		{"/account/admins", url.Values{"username": {strings.Repeat("a", 65)}, "password": {"a long enough password"}}, "Username is too long"},
+		{"/account/password", url.Values{"current_password": {strings.Repeat("a", 73)}, "password": {"a long enough password"}}, "Current password is too long"},
 		{"/sim/faults", url.Values{"stage": {strings.Repeat("s", 257)}}, "Stage is too long"},
 		{"/orphans/cleanup", url.Values{"node_id": {"1"}, "project": {strings.Repeat("p", 257)}}, "Project is too long"},
 	}

@@ -7,8 +7,10 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -18,8 +20,16 @@ import (
 // BootstrapAdmin is the admin created on first start.
 const BootstrapAdmin = "admin"
 
-// MinAdminPasswordLen is the shortest admin password accepted.
-const MinAdminPasswordLen = 12
+// Admin password lengths in bytes. bcrypt reads at most 72 bytes, so a
+// longer password is rejected rather than cut.
+const (
+	MinAdminPasswordLen = 12
+	MaxAdminPasswordLen = 72
+)
+
+// ErrLoginBlocked is the cause of the error Login returns while a client
+// address or account is blocked after too many failed logins.
+var ErrLoginBlocked = errors.New("too many failed logins")
 
 // Admin is an operator who may log in.
 type Admin struct {
@@ -56,6 +66,13 @@ type AdminStore interface {
 	DeleteIdleSessions(ctx context.Context, before time.Time) error
 }
 
+// A client address or an account is blocked for loginWindow after
+// loginMaxFailures failed logins within that window.
+const (
+	loginMaxFailures = 10
+	loginWindow      = 15 * time.Minute
+)
+
 // Auth logs admins in and out and checks sessions. It is safe for
 // concurrent use.
 type Auth struct {
@@ -78,6 +95,9 @@ type AuthOptions struct {
 	Idle time.Duration
 	// BcryptCost is the work factor of admin password hashes; 0 means 12.
 	BcryptCost int
+	// Now returns the current time; nil means time.Now. Tests set it to move
+	// sessions past the idle limit.
+	Now func() time.Time
 }
 
 // NewAuth returns an Auth over the admin store.
@@ -85,9 +105,12 @@ func NewAuth(store AdminStore, opts AuthOptions, log *slog.Logger) *Auth {
 	if opts.BcryptCost == 0 {
 		opts.BcryptCost = bcryptCost
 	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
 	return &Auth{
-		store: store, idle: opts.Idle, cost: opts.BcryptCost, log: log, now: time.Now,
-		limiter: newLoginLimiter(10, 15*time.Minute),
+		store: store, idle: opts.Idle, cost: opts.BcryptCost, log: log, now: opts.Now,
+		limiter: newLoginLimiter(loginMaxFailures, loginWindow),
 	}
 }
 
@@ -171,13 +194,22 @@ func (a *Auth) AddAdmin(ctx context.Context, username, password string) error {
 }
 
 // ChangePassword sets a new password after checking the current one, and
-// ends every session of the admin.
+// ends every session of the admin. It returns EInvalid naming the field for
+// a wrong current password or a bad new one, and EUnauthorized while the
+// admin is blocked after too many failed logins.
 func (a *Auth) ChangePassword(ctx context.Context, username, current, next string) error {
 	admin, err := a.store.FindAdmin(ctx, username)
 	if err != nil {
 		return err
 	}
+	// A wrong current password counts as a failed login, so that a stolen
+	// session cannot be used to guess the password.
+	if wait := a.limiter.blocked(a.now(), "user:"+username); wait > 0 {
+		return &Error{Code: EUnauthorized, Err: ErrLoginBlocked,
+			Message: fmt.Sprintf("Too many wrong passwords. Try again in %s.", formatDuration(wait.Round(time.Second)))}
+	}
 	if bcrypt.CompareHashAndPassword(admin.PasswordHash, []byte(current)) != nil {
+		a.limiter.fail(a.now(), "user:"+username)
 		return FieldError("current_password", "Current password is wrong.")
 	}
 	if err := validateAdminPassword(next); err != nil {
@@ -191,18 +223,28 @@ func (a *Auth) ChangePassword(ctx context.Context, username, current, next strin
 }
 
 func validateAdminPassword(p string) error {
-	if len(p) < MinAdminPasswordLen || len(p) > 72 {
-		return FieldError("password", "Password must be %d to 72 bytes long.", MinAdminPasswordLen)
+	if len(p) < MinAdminPasswordLen || len(p) > MaxAdminPasswordLen {
+		return FieldError("password", "Password must be %d to %d bytes long.", MinAdminPasswordLen, MaxAdminPasswordLen)
 	}
 	return nil
 }
 
 // Login checks the credentials and returns a new session id. Attempts are
-// limited per client address and per username. It returns EUnauthorized for
-// wrong credentials or too many attempts.
+// limited per client address and per username. It returns EInvalid for a
+// username or password longer than any admin's, and EUnauthorized for wrong
+// credentials or, wrapping ErrLoginBlocked, too many failed attempts.
 func (a *Auth) Login(ctx context.Context, username, password, clientAddr string) (string, error) {
+	if len(username) > UsernameMaxLen {
+		return "", FieldError("username", "Username is too long: admin usernames have at most %d characters.",
+			UsernameMaxLen)
+	}
+	if len(password) > MaxAdminPasswordLen {
+		return "", FieldError("password", "Password is too long: admin passwords have at most %d bytes.",
+			MaxAdminPasswordLen)
+	}
 	if wait := a.limiter.blocked(a.now(), "addr:"+clientAddr, "user:"+username); wait > 0 {
-		return "", Errorf(EUnauthorized, "Too many failed logins. Try again in %s.", formatDuration(wait.Round(time.Second)))
+		return "", &Error{Code: EUnauthorized, Err: ErrLoginBlocked,
+			Message: fmt.Sprintf("Too many failed logins. Try again in %s.", formatDuration(wait.Round(time.Second)))}
 	}
 	admin, err := a.store.FindAdmin(ctx, username)
 	var hash []byte
@@ -214,8 +256,13 @@ func (a *Auth) Login(ctx context.Context, username, password, clientAddr string)
 		hash = a.dummy()
 	}
 	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil || err != nil {
-		a.limiter.fail(a.now(), "addr:"+clientAddr, "user:"+username)
-		a.log.Warn("Login failed", "admin", clip(username, 40), "client", clientAddr)
+		tripped := a.limiter.fail(a.now(), "addr:"+clientAddr, "user:"+username)
+		a.log.Warn("Login failed", "admin", username, "client", clientAddr)
+		for _, key := range tripped {
+			kind, value, _ := strings.Cut(key, ":")
+			a.log.Warn("Logins blocked after repeated failures", "blocked_by", kind, "value", value,
+				"failures", loginMaxFailures, "duration", loginWindow.String())
+		}
 		return "", Errorf(EUnauthorized, "Wrong username or password.")
 	}
 	a.limiter.reset("user:" + username)
@@ -251,8 +298,11 @@ func (a *Auth) Session(ctx context.Context, id string) (*Session, error) {
 		a.store.DeleteSession(ctx, hash)
 		return nil, Errorf(EUnauthorized, "Your session expired after %s without use. Log in again.", formatDuration(a.idle))
 	}
-	// Touch at most once a minute, to keep page loads from writing each time.
-	if now.Sub(s.LastSeenAt) > time.Minute {
+	// Touch at most once a minute, to keep page loads from writing each
+	// time, and at least twice per idle period, so that a session in use
+	// does not expire. A session can therefore end up to that interval
+	// earlier than idle after its last use.
+	if now.Sub(s.LastSeenAt) > min(time.Minute, a.idle/2) {
 		if err := a.store.TouchSession(ctx, hash, now); err != nil {
 			a.log.Warn("Session not touched", "admin", s.Admin, "error", err)
 		}
@@ -332,11 +382,16 @@ func (l *loginLimiter) blocked(now time.Time, keys ...string) time.Duration {
 	return 0
 }
 
-func (l *loginLimiter) fail(now time.Time, keys ...string) {
+// fail records a failure for each key and returns the keys that this
+// failure blocked.
+func (l *loginLimiter) fail(now time.Time, keys ...string) (tripped []string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, k := range keys {
 		l.fails[k] = append(l.prune(now, k), now)
+		if len(l.fails[k]) == l.max {
+			tripped = append(tripped, k)
+		}
 	}
 	// Keep the map bounded when many addresses fail once.
 	if len(l.fails) > 10000 {
@@ -346,6 +401,7 @@ func (l *loginLimiter) fail(now time.Time, keys ...string) {
 			}
 		}
 	}
+	return tripped
 }
 
 func (l *loginLimiter) reset(key string) {

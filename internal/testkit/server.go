@@ -47,6 +47,10 @@ type Options struct {
 	// Grid, when set, replaces the simulated grid in the services; the
 	// simulated grid still backs the simulated installer's faults.
 	Grid onboard.Grid
+	// Auth tunes sessions; a zero Idle means one hour.
+	Auth onboard.AuthOptions
+	// SecureCookies and TrustProxy set the handler options of those names.
+	SecureCookies, TrustProxy bool
 }
 
 // Server is the deployer's server on 127.0.0.1 over a fresh database and
@@ -124,7 +128,11 @@ func StartServer(tb testing.TB, o Options) *Server {
 	hub := onboard.NewHub()
 	svc := onboard.NewService(db, g, installer, hub, log, o.Onboard)
 	runner := onboard.NewRunner(svc)
-	auth := onboard.NewAuth(db, onboard.AuthOptions{Idle: time.Hour, BcryptCost: bcrypt.MinCost}, log)
+	if o.Auth.Idle == 0 {
+		o.Auth.Idle = time.Hour
+	}
+	o.Auth.BcryptCost = bcrypt.MinCost
+	auth := onboard.NewAuth(db, o.Auth, log)
 	if _, err := auth.Bootstrap(ctx, AdminPassword); err != nil {
 		tb.Fatal(err)
 	}
@@ -137,7 +145,8 @@ func StartServer(tb testing.TB, o Options) *Server {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	app := handlers.New(handlers.Config{DefaultNode: "1", APIToken: Token, Heartbeat: o.Heartbeat, Version: "test"},
+	app := handlers.New(handlers.Config{DefaultNode: "1", APIToken: Token, Heartbeat: o.Heartbeat, Version: "test",
+		SecureCookies: o.SecureCookies, TrustProxy: o.TrustProxy},
 		handlers.Deps{Service: svc, Runner: runner, Auth: auth, Outbox: outbox, Sim: sim, Views: v, Log: log, Health: db.Ping})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
