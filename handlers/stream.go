@@ -83,7 +83,7 @@ func (h *handler) streamOnboardingEvents(c *fiber.Ctx) error {
 	setStreamHeaders(c)
 	s := &stream{
 		h: h, id: id, json: isAPI(c), sub: sub, state: o, cursor: cursor, hasCursor: hasCursor,
-		requestID: requestID(c), admin: actorFrom(c), opened: time.Now(),
+		requestID: requestID(c), admin: actorFrom(c), opened: time.Now(), route: c.Route().Path,
 	}
 	c.Context().SetBodyStreamWriter(s.run)
 	return nil
@@ -129,6 +129,8 @@ type stream struct {
 	admin     string
 	opened    time.Time
 	sent      int
+	// route is the route pattern, for the log line written at close.
+	route string
 }
 
 // run owns the response writer: it selects over the subscription, the
@@ -138,8 +140,9 @@ func (s *stream) run(w *bufio.Writer) {
 	reason := "client gone"
 	defer func() {
 		hub.Unsubscribe(s.sub)
-		s.h.log.Info("Event stream closed", "request_id", s.requestID, "onboarding_id", s.id, "admin", s.admin,
-			"events_sent", s.sent, "duration_ms", time.Since(s.opened).Milliseconds(), "reason", reason)
+		s.h.log.Info("Event stream closed", "request_id", s.requestID, "method", fiber.MethodGet, "route", s.route,
+			"status", fiber.StatusOK, "onboarding_id", s.id, "admin", s.admin, "events_sent", s.sent,
+			"duration_ms", time.Since(s.opened).Milliseconds(), "reason", reason)
 	}()
 
 	done, err := s.start(w)
@@ -273,7 +276,7 @@ func (s *stream) sendJSON(w *bufio.Writer, e onboard.Event) error {
 
 // sendPanel sends every part of the panel, each replacing its element by id.
 func (s *stream) sendPanel(w *bufio.Writer, name string, id int64) error {
-	data, err := s.h.panelParts(s.state)
+	data, err := s.panelParts()
 	if err != nil {
 		return err
 	}
@@ -289,7 +292,7 @@ func (s *stream) sendDone(w *bufio.Writer) error {
 	if s.json {
 		data, err = json.Marshal(newOnboardingJSON(s.state))
 	} else {
-		data, err = s.h.panelParts(s.state)
+		data, err = s.panelParts()
 	}
 	if err != nil {
 		return err

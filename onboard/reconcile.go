@@ -47,7 +47,8 @@ func (r *Runner) sweep() {
 			_, mine := r.workers[o.ID]
 			r.mu.Unlock()
 			if !mine && now.After(o.LeaseExpiresAt) {
-				r.log.Warn("Onboarding lease expired; taking it over", "onboarding_id", o.ID, "tester", o.Username)
+				r.log.Warn("Onboarding lease expired; taking it over", "onboarding_id", o.ID, "tester", o.Username,
+					"node_id", o.NodeID)
 				r.reconcile(r.ctx, o, false)
 			}
 		}
@@ -62,15 +63,16 @@ func (r *Runner) sweep() {
 func (r *Runner) reconcile(ctx context.Context, o *Onboarding, takeover bool) {
 	ok, err := r.store.ClaimOnboarding(ctx, o.ID, r.owner, r.svc.now().Add(r.svc.opts.LeaseTTL), takeover)
 	if err != nil || !ok {
-		r.log.Warn("Onboarding not claimed for reconciliation", "onboarding_id", o.ID, "error", err)
+		r.log.Warn("Onboarding not claimed for reconciliation", "onboarding_id", o.ID, "tester", o.Username,
+			"node_id", o.NodeID, "error", err)
 		return
 	}
 	stage := o.CurrentStage()
 	if stage.Status == StageDone || stage.Status == StageSkipped {
 		stage = o.Stage(nextStage(stage.Name))
 	}
-	r.log.Info("Reconciling onboarding", "onboarding_id", o.ID, "tester", o.Username, "stage", stage.Name,
-		"status", stage.Status)
+	r.log.Info("Reconciling onboarding", "onboarding_id", o.ID, "tester", o.Username, "node_id", o.NodeID,
+		"stage", stage.Name, "status", stage.Status)
 
 	unlock, err := r.svc.lockTester(o.Username, "Reconciliation")
 	if err != nil {

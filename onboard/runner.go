@@ -246,7 +246,7 @@ func (r *Runner) launch(o *Onboarding, unlock func()) {
 		}()
 		defer release()
 		defer cancel(context.Canceled)
-		r.work(ctx, o.ID, release)
+		r.work(ctx, o, release)
 	}()
 }
 

@@ -4,27 +4,30 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 )
 
 // work claims the onboarding and runs its remaining stages in order;
 // release frees the tester before the outcome is stored.
-func (r *Runner) work(ctx context.Context, id string, release func()) {
+func (r *Runner) work(ctx context.Context, launched *Onboarding, release func()) {
+	id := launched.ID
+	log := r.log.With("onboarding_id", id, "tester", launched.Username, "node_id", launched.NodeID)
 	ttl := r.svc.opts.LeaseTTL
 	ok, err := r.store.ClaimOnboarding(ctx, id, r.owner, r.svc.now().Add(ttl), false)
 	if err != nil || !ok {
-		r.log.Warn("Onboarding not claimed", "onboarding_id", id, "error", err)
+		log.Warn("Onboarding not claimed", "error", err)
 		return
 	}
-	go r.renewLease(ctx, id)
+	go r.renewLease(ctx, id, log)
 	defer func() {
 		if err := r.store.ReleaseLease(context.Background(), id, r.owner); err != nil {
-			r.log.Error("Lease not released", "onboarding_id", id, "error", err)
+			log.Error("Lease not released", "error", err)
 		}
 	}()
 
 	o, err := r.store.FindOnboarding(ctx, id)
 	if err != nil {
-		r.log.Error("Onboarding not loaded", "onboarding_id", id, "error", err)
+		log.Error("Onboarding not loaded", "error", err)
 		return
 	}
 	for _, stage := range Stages[1:] {
@@ -38,8 +41,8 @@ func (r *Runner) work(ctx context.Context, id string, release func()) {
 		}
 		switch {
 		case isShutdown(err) || errors.Is(context.Cause(ctx), errLeaseLost):
-			r.log.Info("Onboarding paused", "onboarding_id", id, "tester", o.Username, "stage", stage,
-				"reason", context.Cause(ctx))
+			r.log.Info("Onboarding paused", "onboarding_id", id, "tester", o.Username, "node_id", o.NodeID,
+				"stage", stage, "reason", context.Cause(ctx))
 		case errors.Is(context.Cause(ctx), errCanceled):
 			r.finishCanceled(o, stage, release)
 		default:
@@ -51,17 +54,18 @@ func (r *Runner) work(ctx context.Context, id string, release func()) {
 }
 
 // renewLease extends the worker's lease until ctx ends, and stops the worker
-// if another process took the onboarding over.
-func (r *Runner) renewLease(ctx context.Context, id string) {
+// if another process took the onboarding over. Its log lines go to log, which
+// carries the onboarding's ids.
+func (r *Runner) renewLease(ctx context.Context, id string, log *slog.Logger) {
 	ttl := r.svc.opts.LeaseTTL
 	for sleep(ctx, ttl/3) {
 		ok, err := r.store.RenewLease(ctx, id, r.owner, r.svc.now().Add(ttl))
 		if err != nil {
-			r.log.Warn("Lease renewal failed", "onboarding_id", id, "error", err)
+			log.Warn("Lease renewal failed", "error", err)
 			continue
 		}
 		if !ok {
-			r.log.Error("Lease lost to another process", "onboarding_id", id)
+			log.Error("Lease lost to another process")
 			r.mu.Lock()
 			if w := r.workers[id]; w != nil {
 				w.cancel(errLeaseLost)
@@ -174,7 +178,8 @@ func (r *Runner) finishCanceled(o *Onboarding, stage string, release func()) {
 	release()
 	r.svc.emit(Event{OnboardingID: o.ID, Stage: stage, Status: StatusCanceled, Kind: EventFinish,
 		Code: ECanceled, Message: "Canceled by an admin"})
-	r.log.Info("Onboarding canceled", "onboarding_id", o.ID, "tester", o.Username)
+	r.log.Info("Onboarding canceled", "onboarding_id", o.ID, "tester", o.Username, "node_id", o.NodeID,
+		"stage", stage)
 }
 
 // Cancel stops a running onboarding and undoes what it created. It waits for
@@ -249,7 +254,8 @@ func (r *Runner) Resume(ctx context.Context, id string) (o *Onboarding, err erro
 		unlock()
 		return o, err
 	}
-	r.log.Info("Onboarding resumed", "onboarding_id", id, "tester", o.Username, "attempt", restarted.Attempt)
+	r.log.Info("Onboarding resumed", "onboarding_id", id, "tester", o.Username, "node_id", o.NodeID,
+		"attempt", restarted.Attempt)
 	r.launch(restarted, unlock)
 	return r.store.FindOnboarding(ctx, id)
 }
