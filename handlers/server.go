@@ -70,6 +70,8 @@ type handler struct {
 	sim  *grid.Sim
 	auth *onboard.Auth
 	log  *slog.Logger
+	// panels keeps rendered panel parts for the event streams.
+	panels *panelCache
 }
 
 // Server is the deployer's HTTP server.
@@ -83,7 +85,10 @@ func New(cfg Config, deps Deps) *Server {
 	if cfg.Heartbeat <= 0 {
 		cfg.Heartbeat = 15 * time.Second
 	}
-	h := &handler{Deps: deps, cfg: cfg, svc: deps.Service, sim: deps.Sim, auth: deps.Auth, log: deps.Log}
+	h := &handler{
+		Deps: deps, cfg: cfg, svc: deps.Service, sim: deps.Sim, auth: deps.Auth, log: deps.Log,
+		panels: newPanelCache(),
+	}
 	app := fiber.New(fiber.Config{
 		AppName:               "deployer",
 		BodyLimit:             bodyLimit,
