@@ -40,5 +40,20 @@ bench: build
 	echo "load after: $$(cat /proc/loadavg)" >> bench-results/machine.txt
 	$(GO) run ./bench/cmd/benchtable bench-results/bench.txt | tee bench-results/summary.md
 
+# release builds a static, stripped binary for each of PLATFORMS into dist/,
+# named deployer-VERSION-OS-ARCH, and writes their SHA-256 checksums to
+# dist/SHA256SUMS. CGO_ENABLED=0 makes the binaries static: SQLite comes from
+# modernc.org/sqlite, which is pure Go.
+PLATFORMS ?= linux/amd64 linux/arm64
+release:
+	rm -rf dist
+	mkdir -p dist
+	for platform in $(PLATFORMS); do \
+		os=$${platform%/*}; arch=$${platform#*/}; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags '$(LDFLAGS)' \
+			-o dist/deployer-$(VERSION)-$$os-$$arch . || exit 1; \
+	done
+	cd dist && sha256sum deployer-* > SHA256SUMS
+
 clean:
 	rm -rf bin dist test-artifacts bench-results
