@@ -17,10 +17,25 @@ build:
 run: build
 	./$(BIN)
 
-# test runs every test with the race detector, the browser tests included.
+# test runs every test with the race detector, the browser tests included,
+# then each fuzz target briefly.
 test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
+	$(MAKE) fuzz
+
+# fuzz runs each fuzz target for FUZZTIME on top of its seed corpus. A
+# failing input is saved under the package's testdata/fuzz, and go test
+# replays it from then on. Set FUZZTIME=5m for a longer search.
+FUZZTIME ?= 5s
+FUZZ_TARGETS := \
+	onboard:FuzzValidateUsername onboard:FuzzValidateFullName onboard:FuzzValidateEmail \
+	onboard:FuzzValidateNodeID onboard:FuzzNormalizeTesterInput handlers:FuzzWriteEvent
+fuzz:
+	for target in $(FUZZ_TARGETS); do \
+		pkg=$${target%%:*}; name=$${target#*:}; \
+		$(GO) test ./$$pkg -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) || exit 1; \
+	done
 
 # e2e runs only the browser tests.
 e2e:
