@@ -191,7 +191,10 @@ func (r *Runner) Cancel(ctx context.Context, id string) (o *Onboarding, err erro
 	if err != nil {
 		return nil, err
 	}
-	defer func() { r.svc.audit(ctx, "onboarding.cancel", o.Username, o.NodeID, err, id) }()
+	// The audit names the tester from the first read, because o is nil when
+	// a later store call fails.
+	username, nodeID := o.Username, o.NodeID
+	defer func() { r.svc.audit(ctx, "onboarding.cancel", username, nodeID, err, id) }()
 	if o.Finished() {
 		return o, Errorf(EConflict, "Onboarding %s already %s; there is nothing to cancel.", id, o.Status)
 	}
@@ -223,7 +226,8 @@ func (r *Runner) Resume(ctx context.Context, id string) (o *Onboarding, err erro
 	if err != nil {
 		return nil, err
 	}
-	defer func() { r.svc.audit(ctx, "onboarding.resume", o.Username, o.NodeID, err, id) }()
+	username, nodeID := o.Username, o.NodeID
+	defer func() { r.svc.audit(ctx, "onboarding.resume", username, nodeID, err, id) }()
 	if !o.Finished() {
 		return o, nil
 	}
