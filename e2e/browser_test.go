@@ -32,6 +32,9 @@ const (
 	pageTimeout = 30 * time.Second
 	// flowTimeout bounds a wait for an onboarding to finish.
 	flowTimeout = 90 * time.Second
+	// loginTimeout bounds the login, whose bcrypt check alone took 6s on a
+	// loaded machine with the deployer built for the race detector.
+	loginTimeout = 60 * time.Second
 	// pollInterval is how often a wait reads the page again.
 	pollInterval = 50 * time.Millisecond
 )
@@ -448,6 +451,6 @@ func (tb *tab) login(base string) {
 		chromedp.SendKeys(chromedp.CSS(`input[name="password"]`), adminPassword),
 		chromedp.Click(chromedp.CSS(`form button[type="submit"]`)),
 	)
-	tb.waitFor("the testers page after login", pageTimeout,
+	tb.waitFor("the testers page after login", loginTimeout,
 		fmt.Sprintf(`location.href === %q && document.readyState === "complete" && !!document.getElementById("capacity")`, base+"/"))
 }
