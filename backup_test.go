@@ -27,7 +27,9 @@ func runBackupCommand(t *testing.T, db, dst string) (string, error) {
 func TestBackupWhileOnboardingsRun(t *testing.T) {
 	dir := t.TempDir()
 	db := filepath.Join(dir, "deployer.db")
-	p := startBinary(t, db, 500*time.Millisecond)
+	// Stages of 2 to 6 s keep the onboardings running while the backup
+	// command starts and copies, even on a loaded machine.
+	p := startBinary(t, db, 2*time.Second)
 	var ids []string
 	for _, name := range []string{"ansel", "berit", "cosmo", "dagny"} {
 		ids = append(ids, p.start(t, name))
