@@ -143,9 +143,12 @@ func TestRetryOnFailedPanelThenResume(t *testing.T) {
 	if n := tb.count(step + " #tester-detail"); n != 0 {
 		t.Errorf("the step result holds %d tester blocks, want the step's message only", n)
 	}
-	resume := step + " button.primary"
+	if n := tb.count(retry); n != 0 {
+		t.Errorf("the retry button is still offered after the step succeeded")
+	}
+	resume := panel + " .actions button.primary"
 	if got := tb.text(resume); got != "Resume setup" {
-		t.Fatalf("step result button says %q, want Resume setup", got)
+		t.Fatalf("the panel's button says %q, want Resume setup", got)
 	}
 
 	tb.recordStages(panel)

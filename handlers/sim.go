@@ -145,5 +145,7 @@ func (h *handler) renderSimPanel(c *fiber.Ctx, notice string) error {
 	if err != nil {
 		return err
 	}
+	// The capacity readout and the testers table refresh at once.
+	c.Set("HX-Trigger", "deployer:changed")
 	return h.renderFragment(c, http.StatusOK, "partials/sim", v)
 }
