@@ -196,3 +196,29 @@ func TestRepeatedInstallSendsNoSecondWelcome(t *testing.T) {
 		t.Errorf("%d welcome emails after a repeated install, want 1", len(outbox.Messages))
 	}
 }
+
+func TestDeleteButtonOnlyWithoutContracts(t *testing.T) {
+	s := testkit.StartServer(t, testkit.Options{})
+	b := s.Login(t)
+	o, _ := s.Start(t, "dina")
+	s.WaitFinished(t, o.ID, 10*time.Second)
+	if _, page := b.Get(t, "/testers/dina"); strings.Contains(page, "Delete tester") {
+		t.Error("a tester with a deployment is offered Delete")
+	}
+	s.API(t, http.MethodPost, "/api/testers/dina/teardown", nil, nil)
+	_, page := b.Get(t, "/testers/dina")
+	if !strings.Contains(page, "Delete tester") {
+		t.Fatal("a tester without a deployment is not offered Delete")
+	}
+	req, _ := http.NewRequest(http.MethodPost, s.URL+"/testers/dina/delete", nil)
+	req.Header.Set("HX-Request", "true")
+	req.Header.Set("X-CSRF-Token", b.CSRF)
+	resp, err := b.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent || resp.Header.Get("HX-Redirect") != "/" {
+		t.Errorf("delete: status %d, HX-Redirect %q; want 204 and /", resp.StatusCode, resp.Header.Get("HX-Redirect"))
+	}
+}

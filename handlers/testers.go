@@ -99,7 +99,7 @@ type testerView struct {
 	Username, FullName, Email, Account, InstallState, InstallError, CockpitURL string
 	DeploymentState, NodeID, Gateway, DeploymentError                          string
 	Contracts                                                                  []onboard.Contract
-	CanProvision, CanInstall, CanTeardown, CanResetPassword                    bool
+	CanProvision, CanInstall, CanTeardown, CanResetPassword, CanDelete         bool
 	ProvisionNode, ResumeID, BusyReason                                        string
 	Busy                                                                       bool
 }
@@ -130,6 +130,7 @@ func (h *handler) newTesterView(t *onboard.Tester, active, latest *onboard.Onboa
 	v.CanProvision = d.State == onboard.DeploymentNone || d.State == onboard.DeploymentFailed
 	v.CanInstall = d.State == onboard.DeploymentActive
 	v.CanTeardown = t.HasDeployment() && d.State != onboard.DeploymentProvisioning && d.State != onboard.DeploymentTearingDown
+	v.CanDelete = !t.HoldsContracts() && !v.Busy
 	if latest != nil && (latest.Status == onboard.StatusFailed || latest.Status == onboard.StatusCanceled) && !t.IsReady() {
 		v.ResumeID = latest.ID
 	}

@@ -163,7 +163,7 @@ func (s *Service) DeleteTester(ctx context.Context, username string) (err error)
 	if err != nil {
 		return err
 	}
-	if t.HasDeployment() {
+	if t.HoldsContracts() {
 		return Errorf(EConflict, "%s still has a deployment on node %s. Press Teardown first, then delete.",
 			username, t.Deployment.NodeID)
 	}

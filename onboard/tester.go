@@ -98,6 +98,18 @@ func (t *Tester) HasDeployment() bool {
 	return t.Deployment.State != DeploymentNone && t.Deployment.State != ""
 }
 
+// HoldsContracts reports whether the tester has, or may have, contracts on
+// the grid: a failed provision whose cleanup worked holds none.
+func (t *Tester) HoldsContracts() bool {
+	switch t.Deployment.State {
+	case DeploymentNone, "":
+		return false
+	case DeploymentFailed:
+		return len(t.Deployment.Contracts) > 0
+	}
+	return true
+}
+
 // TesterInput is the create-or-register form.
 type TesterInput struct {
 	Username string
