@@ -179,7 +179,7 @@ func (h *handler) admit(c *fiber.Ctx, admin string) {
 
 // checkCSRF requires the session's CSRF token, from the X-CSRF-Token header
 // or the _csrf form field, on a state-changing request. A token of an
-// earlier session gets a message that tells the admin to reload the page.
+// earlier session is rejected with a message to reload the page.
 func (h *handler) checkCSRF(c *fiber.Ctx) error {
 	if !isStateChanging(c.Method()) {
 		return nil

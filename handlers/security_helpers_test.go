@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/cookiejar"
 	"net/url"
 	"regexp"
 	"strings"
@@ -49,6 +48,7 @@ func send(t *testing.T, base string, r request) response {
 	if r.Cookie != "" {
 		req.AddCookie(&http.Cookie{Name: "deployer_session", Value: r.Cookie})
 	}
+
 	client := &http.Client{
 		Timeout:       5 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
@@ -58,6 +58,7 @@ func send(t *testing.T, base string, r request) response {
 		t.Fatalf("%s %s: %v", r.Method, r.Path, err)
 	}
 	defer resp.Body.Close()
+
 	var raw []byte
 	if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
 		raw = readBriefly(resp.Body, time.Second)
@@ -176,15 +177,6 @@ func errorJSON(t *testing.T, body string) (code, field, message string) {
 		t.Fatalf("error body %q is not JSON: %v", excerpt(body, ""), err)
 	}
 	return e.Error.Code, e.Error.Field, e.Error.Message
-}
-
-// browserJar returns a cookie jar holding the session id for the server.
-func browserJar(t *testing.T, base, id string) *cookiejar.Jar {
-	t.Helper()
-	jar, _ := cookiejar.New(nil)
-	u, _ := url.Parse(base)
-	jar.SetCookies(u, []*http.Cookie{{Name: "deployer_session", Value: id, Path: "/"}})
-	return jar
 }
 
 // tag is one start tag of an HTML document with its attributes, values
