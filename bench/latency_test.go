@@ -180,8 +180,8 @@ func waitStage(b *testing.B, s *testkit.Server, id, stage string) {
 }
 
 // sessionHeader logs in and returns the session's cookie header.
-func sessionHeader(b *testing.B, s *testkit.Server) http.Header {
-	browser := s.Login(b)
+func sessionHeader(tb testing.TB, s *testkit.Server) http.Header {
+	browser := s.Login(tb)
 	req, _ := http.NewRequest(http.MethodGet, s.URL, nil)
 	h := http.Header{}
 	for _, c := range browser.Jar.Cookies(req.URL) {
