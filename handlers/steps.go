@@ -14,7 +14,7 @@ type stepResultView struct {
 	ResumeID string
 }
 
-// stepDone answers a per-step call: the tester's JSON for the API, a step
+// stepDone writes the response to a per-step call: the tester's JSON for the API, a step
 // result for a Retry pressed on an onboarding panel, and the re-rendered
 // tester block otherwise.
 func (h *handler) stepDone(c *fiber.Ctx, username string, t *onboard.Tester, err error,

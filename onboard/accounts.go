@@ -151,7 +151,7 @@ func (s *Service) ResetPassword(ctx context.Context, username string) (password 
 
 // DeleteTester removes a tester's account and history. It returns EConflict
 // while the tester holds a deployment or has an onboarding or step running,
-// because deleting then would leave contracts nobody tracks.
+// because deleting then would leave contracts that no tester records.
 func (s *Service) DeleteTester(ctx context.Context, username string) (err error) {
 	defer func() { s.audit(ctx, "tester.delete", username, "", err, "") }()
 	unlock, err := s.lockTester(username, "A step")

@@ -6,7 +6,7 @@ import (
 )
 
 // Install installs the tester stack on the tester's VM and, once the cockpit
-// URL answers, marks the tester ready and queues the welcome email. The step
+// URL responds, marks the tester ready and queues the welcome email. The step
 // goes on when ctx ends, and its outcome is stored. It returns the tester,
 // EConflict when the tester has no active deployment or a step running, and
 // EInstallFailed when the install fails.

@@ -55,11 +55,11 @@ func (r *Runner) sweep() {
 	}
 }
 
-// reconcile decides what happens to a running onboarding without a worker:
-// a pending cancel is carried out, an interrupted provisioning resumes and
-// adopts what the grid holds under the project name, and an interrupted
-// install fails with the reason and a Retry, because running an install
-// command twice may not be safe.
+// reconcile settles a running onboarding that has no worker. A pending
+// cancel is carried out. An interrupted provisioning resumes and adopts what
+// the grid has under the project name. An interrupted install fails with the
+// reason and a Retry, because running an install command twice may not be
+// safe.
 func (r *Runner) reconcile(ctx context.Context, o *Onboarding, takeover bool) {
 	ok, err := r.store.ClaimOnboarding(ctx, o.ID, r.owner, r.svc.now().Add(r.svc.opts.LeaseTTL), takeover)
 	if err != nil || !ok {

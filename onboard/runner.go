@@ -56,7 +56,7 @@ type StartResult struct {
 }
 
 // StartOnboarding begins the one-click flow for a tester. The adding stage runs inside
-// the call, so that bad input is answered at once and nothing is stored then.
+// the call, so that bad input is rejected at once and nothing is stored.
 // A second start for a tester with a running onboarding, or a resubmitted
 // form, returns the existing onboarding. It returns EInvalid naming the
 // field, ENodeOffline or ENodeFull when the node cannot take the tester, and
@@ -125,8 +125,8 @@ func (r *Runner) StartOnboarding(ctx context.Context, in StartInput) (res StartR
 	return res, nil
 }
 
-// existingStart returns the onboarding a resubmitted form or a second start
-// for the same tester should answer with.
+// existingStart returns the onboarding that a resubmitted form, or a second
+// start for the same tester, returns instead of starting another.
 func (r *Runner) existingStart(ctx context.Context, in StartInput) (*Onboarding, bool, error) {
 	if in.FormKey != "" {
 		o, err := r.store.FindOnboardingByFormKey(ctx, in.FormKey)
@@ -175,8 +175,8 @@ func (r *Runner) create(ctx context.Context, in StartInput, newTester *Tester, p
 		return StartResult{Onboarding: active}, nil
 	}
 	if !created {
-		// The account appeared meanwhile; the event says "created" only
-		// when it was this start that created it.
+		// The account appeared meanwhile, so this start did not create
+		// it and has no password to show.
 		password = ""
 	}
 	o, err = r.store.FindOnboarding(ctx, o.ID)

@@ -207,7 +207,7 @@ func (r *Runner) Cancel(ctx context.Context, id string) (o *Onboarding, err erro
 	r.mu.Unlock()
 	if w == nil {
 		// No worker here: the onboarding waits for a restart's reconciliation,
-		// which sees the request and cancels it.
+		// which finds the stored request and cancels it.
 		return r.store.FindOnboarding(ctx, id)
 	}
 	w.cancel(errCanceled)

@@ -100,7 +100,7 @@ func (db *DB) Close() error {
 // Path returns the database file's path.
 func (db *DB) Path() string { return db.path }
 
-// Ping checks that both pools answer a query.
+// Ping checks that both pools can run a query.
 func (db *DB) Ping(ctx context.Context) error {
 	var one int
 	if err := db.read.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
@@ -240,8 +240,8 @@ func placeholders(n int) string {
 	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
 }
 
-// ConnectionPragmas returns foreign_keys and busy_timeout as one pooled read
-// connection sees them, for checks that the DSN applies them everywhere.
+// ConnectionPragmas returns foreign_keys and busy_timeout as set on one
+// pooled read connection, for checks that the DSN applies them everywhere.
 func (db *DB) ConnectionPragmas(ctx context.Context) (foreignKeys, busyTimeout int, err error) {
 	conn, err := db.read.Conn(ctx)
 	if err != nil {
