@@ -7,8 +7,8 @@ import (
 	"testing"
 )
 
-func TestPanelCacheRendersOncePerEvent(t *testing.T) {
-	c := newPanelCache()
+func TestEventCacheRendersOncePerEvent(t *testing.T) {
+	c := newEventCache()
 	var renders atomic.Int32
 	render := func() ([]byte, error) {
 		renders.Add(1)
@@ -29,8 +29,8 @@ func TestPanelCacheRendersOncePerEvent(t *testing.T) {
 	}
 }
 
-func TestPanelCacheOlderEventRendersItsOwn(t *testing.T) {
-	c := newPanelCache()
+func TestEventCacheOlderEventRendersItsOwn(t *testing.T) {
+	c := newEventCache()
 	c.get("ob", 8, func() ([]byte, error) { return []byte("parts at 8"), nil })
 	data, _ := c.get("ob", 7, func() ([]byte, error) { return []byte("parts at 7"), nil })
 	if string(data) != "parts at 7" {
@@ -42,8 +42,8 @@ func TestPanelCacheOlderEventRendersItsOwn(t *testing.T) {
 	}
 }
 
-func TestPanelCacheKeepsNoError(t *testing.T) {
-	c := newPanelCache()
+func TestEventCacheKeepsNoError(t *testing.T) {
+	c := newEventCache()
 	if _, err := c.get("ob", 3, func() ([]byte, error) { return nil, errors.New("template failed") }); err == nil {
 		t.Fatal("get returned no error from a failed render")
 	}
@@ -53,12 +53,12 @@ func TestPanelCacheKeepsNoError(t *testing.T) {
 	}
 }
 
-func TestPanelCacheStaysBounded(t *testing.T) {
-	c := newPanelCache()
-	for i := range panelCacheSize + 10 {
+func TestEventCacheStaysBounded(t *testing.T) {
+	c := newEventCache()
+	for i := range eventCacheSize + 10 {
 		c.get(string(rune('a'+i%26))+string(rune(i)), 1, func() ([]byte, error) { return []byte("x"), nil })
 	}
-	if n := len(c.entries); n > panelCacheSize {
-		t.Errorf("cache holds %d onboardings; want at most %d", n, panelCacheSize)
+	if n := len(c.entries); n > eventCacheSize {
+		t.Errorf("cache holds %d onboardings; want at most %d", n, eventCacheSize)
 	}
 }

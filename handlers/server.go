@@ -70,8 +70,9 @@ type handler struct {
 	sim  *grid.Sim
 	auth *onboard.Auth
 	log  *slog.Logger
-	// panels keeps rendered panel parts for the event streams.
-	panels *panelCache
+	// panels and events keep the data fields of the newest panel and JSON
+	// event of each onboarding for its event streams.
+	panels, events *eventCache
 }
 
 // Server is the deployer's HTTP server.
@@ -87,7 +88,7 @@ func New(cfg Config, deps Deps) *Server {
 	}
 	h := &handler{
 		Deps: deps, cfg: cfg, svc: deps.Service, sim: deps.Sim, auth: deps.Auth, log: deps.Log,
-		panels: newPanelCache(),
+		panels: newEventCache(), events: newEventCache(),
 	}
 	app := fiber.New(fiber.Config{
 		AppName:               "deployer",

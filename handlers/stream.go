@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"time"
@@ -266,39 +267,41 @@ func (s *stream) apply(w *bufio.Writer, events []onboard.Event) (done bool, err 
 }
 
 func (s *stream) sendJSON(w *bufio.Writer, e onboard.Event) error {
-	data, err := json.Marshal(newEventJSON(e))
+	fields, err := s.eventFields(e)
 	if err != nil {
 		return err
 	}
 	s.sent++
-	return writeEvent(w, e.Seq, streamEvent, data)
+	return writeFields(w, e.Seq, streamEvent, fields)
 }
 
 // sendPanel sends every part of the panel, each replacing its element by id.
 func (s *stream) sendPanel(w *bufio.Writer, name string, id int64) error {
-	data, err := s.panelParts()
+	fields, err := s.panelFields()
 	if err != nil {
 		return err
 	}
 	s.sent++
-	return writeEvent(w, id, name, data)
+	return writeFields(w, id, name, fields)
 }
 
 // sendDone sends the final state with the closing event, whose id follows
 // the last stored event's.
 func (s *stream) sendDone(w *bufio.Writer) error {
-	var data []byte
+	var fields []byte
 	var err error
 	if s.json {
+		var data []byte
 		data, err = json.Marshal(newOnboardingJSON(s.state))
+		fields = dataFields(data)
 	} else {
-		data, err = s.panelParts()
+		fields, err = s.panelFields()
 	}
 	if err != nil {
 		return err
 	}
 	s.sent++
-	if err := writeEvent(w, s.last+1, streamDone, data); err != nil {
+	if err := writeFields(w, s.last+1, streamDone, fields); err != nil {
 		return err
 	}
 	return w.Flush()
@@ -315,29 +318,25 @@ func (h *handler) panelParts(o *onboard.Onboarding) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// writeEvent writes one server-sent event. The data is split on CR, LF and
-// CRLF, each line getting its own data field, so that no value can end the
-// event early or forge another.
-func writeEvent(w interface {
-	WriteString(string) (int, error)
-	Write([]byte) (int, error)
-}, id int64, name string, data []byte) error {
-	var b bytes.Buffer
-	b.Grow(len(data) + 64)
-	b.WriteString("id: ")
-	b.WriteString(strconv.FormatInt(id, 10))
-	b.WriteString("\nevent: ")
-	b.WriteString(name)
-	b.WriteByte('\n')
+// writeEvent writes one server-sent event.
+func writeEvent(w io.Writer, id int64, name string, data []byte) error {
+	return writeFields(w, id, name, dataFields(data))
+}
+
+// dataFields formats data as the data fields of an event. The data is split
+// on CR, LF and CRLF, each line getting its own field, so that no value can
+// end the event early or forge another.
+func dataFields(data []byte) []byte {
+	b := make([]byte, 0, len(data)+64)
 	for len(data) > 0 {
 		i := bytes.IndexAny(data, "\r\n")
 		line := data
 		if i >= 0 {
 			line = data[:i]
 		}
-		b.WriteString("data: ")
-		b.Write(line)
-		b.WriteByte('\n')
+		b = append(b, "data: "...)
+		b = append(b, line...)
+		b = append(b, '\n')
 		if i < 0 {
 			break
 		}
@@ -346,7 +345,24 @@ func writeEvent(w interface {
 		}
 		data = data[i+1:]
 	}
-	b.WriteByte('\n')
-	_, err := w.Write(b.Bytes())
+	return b
+}
+
+// writeFields writes one server-sent event whose data fields dataFields
+// formatted.
+func writeFields(w io.Writer, id int64, name string, fields []byte) error {
+	head := make([]byte, 0, 64)
+	head = append(head, "id: "...)
+	head = strconv.AppendInt(head, id, 10)
+	head = append(head, "\nevent: "...)
+	head = append(head, name...)
+	head = append(head, '\n')
+	if _, err := w.Write(head); err != nil {
+		return err
+	}
+	if _, err := w.Write(fields); err != nil {
+		return err
+	}
+	_, err := w.Write([]byte{'\n'})
 	return err
 }
