@@ -19,9 +19,9 @@ const (
 )
 
 // BenchmarkFanOut opens many streams on one onboarding of the deployer
-// binary and measures the time to open them, the resident memory each one
+// binary. It measures the time to open them, the resident memory each one
 // adds to the server, and the delivery of the onboarding's live events to
-// all of them; then the same against the echo server's binary. The
+// all of them, and then the same against the echo server's binary. The
 // deployer runs twice, once with JSON streams and once with HTML streams,
 // each in a fresh process so that the memory of one does not hide the
 // other's. The server processes are separate from this one, which runs the
@@ -62,7 +62,8 @@ type fanOutResult struct {
 type fanOutClients struct {
 	mu     sync.Mutex
 	events [][]received
-	// first closes when every stream has received its first event.
+	// first is done when every stream has received its first event, and
+	// ended when every stream has ended.
 	first   sync.WaitGroup
 	ended   sync.WaitGroup
 	failure atomic.Value
@@ -78,6 +79,7 @@ func openClients(ctx context.Context, b *testing.B, n int, url string, header ht
 	opened.Add(n)
 	c.first.Add(n)
 	c.ended.Add(n)
+
 	start := time.Now()
 	for i := range n {
 		go func() {
@@ -90,6 +92,7 @@ func openClients(ctx context.Context, b *testing.B, n int, url string, header ht
 				return
 			}
 			defer body.Close()
+
 			firstDone := false
 			err = readEvents(body, func(e received) bool {
 				c.mu.Lock()
@@ -109,6 +112,7 @@ func openClients(ctx context.Context, b *testing.B, n int, url string, header ht
 			}
 		}()
 	}
+
 	opened.Wait()
 	took := time.Since(start)
 	if err, ok := c.failure.Load().(error); ok {

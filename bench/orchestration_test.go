@@ -25,10 +25,10 @@ const (
 var lockErrors = regexp.MustCompile(`(?i)SQLITE_BUSY|database is locked|database table is locked`)
 
 // BenchmarkOrchestration starts 1, 20 and 200 onboardings at once on the
-// simulated grid with every step taking a fixed 50 ms, and measures each
+// simulated grid with every step taking a fixed 50 ms. It measures each
 // onboarding's wall time, from its first stored event to its last, against
-// the 100 ms its steps take. It counts lock errors in the server's log,
-// and onboardings that did not succeed.
+// the 100 ms its steps take. It counts lock errors in the server's log, and
+// onboardings that did not succeed.
 func BenchmarkOrchestration(b *testing.B) {
 	for _, n := range []int{1, 20, 200} {
 		b.Run(fmt.Sprintf("onboardings=%d", n), func(b *testing.B) { benchmarkOrchestration(b, n) })
@@ -103,7 +103,7 @@ func benchmarkOrchestration(b *testing.B, onboardings int) {
 // stepTimers sleeps the timers of one simulated onboarding in a row and
 // returns how long they took. The simulated grid waits 20, 50 and 30 % of
 // the step for its three contracts, and the installer five times 20 % for
-// its lines; each timer wakes a little late, which is part of the steps'
+// its lines. Each timer wakes a little late, which is part of the steps'
 // own time rather than the deployer's.
 func stepTimers() time.Duration {
 	start := time.Now()

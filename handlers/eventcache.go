@@ -35,9 +35,9 @@ func newEventCache() *eventCache {
 }
 
 // get returns the onboarding's data fields at the event id seq. The first
-// caller for a newer id formats them while the others for that id wait; a
-// caller behind the newest id formats its own and keeps them out of the
-// cache. The returned bytes must not be changed.
+// caller for a newer id formats them while the others for that id wait. A
+// caller behind the newest id formats its own, which stay out of the cache.
+// The returned bytes must not be changed.
 func (c *eventCache) get(onboardingID string, seq int64, format func() ([]byte, error)) ([]byte, error) {
 	c.mu.Lock()
 	e := c.entries[onboardingID]

@@ -6,7 +6,7 @@ import (
 )
 
 // subscriptionBuffer is how many events a slow subscriber may fall behind
-// before it is marked lagged; a lagged subscriber reads the rest from the
+// before it is marked lagged. A lagged subscriber reads the rest from the
 // store, where every event is kept. An onboarding publishes at most about
 // six events in a row without waiting on the grid, and each slot costs
 // every open stream the size of an Event, so the buffer stays small.

@@ -51,7 +51,7 @@ func main() {
 	}
 }
 
-// parse reads benchmark result lines and reports whether any line says
+// parse reads benchmark result lines and reports whether any line contains
 // FAIL. Series keep the order in which they first appear.
 func parse(path string) ([]*series, bool, error) {
 	f, err := os.Open(path)
