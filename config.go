@@ -222,6 +222,9 @@ func (c Config) validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("DEPLOYER_SMTP_TLS %q is unknown; use none, starttls or tls", c.SMTP.TLS))
 	}
+	if c.Token != "" && len(c.Token) < 16 {
+		errs = append(errs, errors.New("DEPLOYER_API_TOKEN is too short; use 16 characters or more, such as the output of openssl rand -hex 24"))
+	}
 	if c.SimSlots > 100000 {
 		errs = append(errs, fmt.Errorf("DEPLOYER_SIM_SLOTS %d is too large; use at most 100000", c.SimSlots))
 	}
