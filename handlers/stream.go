@@ -81,6 +81,10 @@ func (h *handler) streamOnboardingEvents(c *fiber.Ctx) error {
 		return h.closeStream(c, id, msg)
 	}
 
+	// A client cannot hold events that do not exist yet; a larger cursor
+	// would make the stream skip the next ones.
+	cursor = min(cursor, o.LastSeq)
+
 	setStreamHeaders(c)
 	s := &stream{
 		h: h, id: id, json: isAPI(c), sub: sub, state: o, cursor: cursor, hasCursor: hasCursor,

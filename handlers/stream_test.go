@@ -333,3 +333,27 @@ func TestFinishedOnboardingStreamSendsFinalStateAndCloses(t *testing.T) {
 		t.Errorf("events %s, want snapshot,done", got)
 	}
 }
+
+func TestCursorPastTheNewestEventSkipsNothing(t *testing.T) {
+	s := testkit.StartServer(t, testkit.Options{Delay: 30 * time.Millisecond})
+	o, _ := s.Start(t, "xena")
+	resp := s.Stream(t, "/api/onboardings/"+o.ID+"/events?after=9223372036854775806", nil)
+	defer resp.Body.Close()
+	r := testkit.NewSSEReader(resp.Body)
+	stages := 0
+	for {
+		e, err := r.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Name == "done" {
+			break
+		}
+		if strings.Contains(e.Data, `"kind":"stage"`) {
+			stages++
+		}
+	}
+	if stages == 0 {
+		t.Error("a cursor past the newest event skipped every later stage event")
+	}
+}
