@@ -19,6 +19,8 @@ type received struct {
 	At time.Time
 	// TS is the event's stored time from its JSON data, zero for HTML.
 	TS time.Time
+	// Size is the length of the event's data.
+	Size int
 }
 
 // streamClient returns an HTTP client for many long streams: one connection
@@ -65,7 +67,7 @@ func readEvents(body io.Reader, fn func(received) bool) error {
 		if err != nil {
 			return err
 		}
-		ev := received{ID: e.ID, Name: e.Name, At: time.Now()}
+		ev := received{ID: e.ID, Name: e.Name, At: time.Now(), Size: len(e.Data)}
 		if e.Name == "event" {
 			var data struct {
 				TS string `json:"ts"`

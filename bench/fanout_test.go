@@ -32,6 +32,7 @@ func BenchmarkFanOut(b *testing.B) {
 			echo := fanOutEcho(b, n)
 			report := func(prefix string, r fanOutResult) {
 				reportLatency(b, prefix, r.latencies)
+				b.ReportMetric(float64(r.eventSize), prefix+"-bytes/event")
 				b.ReportMetric(ms(r.open), prefix+"-open-ms")
 				b.ReportMetric(r.kibPerStream, prefix+"-KiB/stream")
 			}
@@ -56,6 +57,8 @@ type fanOutResult struct {
 	kibPerStream float64
 	// missed counts live events that a stream did not receive.
 	missed int
+	// eventSize is the median length of a live event's data.
+	eventSize int
 }
 
 // fanOutClients are the open streams of one measurement.
@@ -144,16 +147,19 @@ func fanOutEcho(b *testing.B, n int) fanOutResult {
 	r := fanOutResult{open: open, kibPerStream: float64(after-before) / float64(n)}
 	clients.mu.Lock()
 	defer clients.mu.Unlock()
+	var sizes []int
 	for _, events := range clients.events {
 		got := 0
 		for _, e := range events {
 			if !e.TS.IsZero() {
 				r.latencies = append(r.latencies, e.At.Sub(e.TS))
+				sizes = append(sizes, e.Size)
 				got++
 			}
 		}
 		r.missed += fanOutEchoEvents - got
 	}
+	r.eventSize = percentile(sizes, 0.5)
 	return r
 }
 
@@ -209,11 +215,13 @@ func fanOutDeployer(b *testing.B, n int, kind string) fanOutResult {
 		}
 	}
 	r := fanOutResult{open: open, kibPerStream: float64(after-before) / float64(n)}
+	var sizes []int
 	for _, events := range clients.events {
 		got := 0
 		for _, e := range events {
 			if ts, ok := stored[e.ID]; ok {
 				r.latencies = append(r.latencies, e.At.Sub(ts))
+				sizes = append(sizes, e.Size)
 				got++
 			}
 		}
@@ -221,6 +229,7 @@ func fanOutDeployer(b *testing.B, n int, kind string) fanOutResult {
 			r.missed += len(stored) - got
 		}
 	}
+	r.eventSize = percentile(sizes, 0.5)
 	if len(stored) < 3 {
 		b.Fatalf("only %d live events after the streams opened; raise fanOutDelay", len(stored))
 	}

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"flag"
 	"fmt"
 	"math"
@@ -162,9 +163,10 @@ func writeResult(b *testing.B, suffix string, data []byte) {
 
 // percentile returns the nearest-rank q-quantile of samples, 0 for none.
 // It sorts samples.
-func percentile(samples []time.Duration, q float64) time.Duration {
+func percentile[T cmp.Ordered](samples []T, q float64) T {
 	if len(samples) == 0 {
-		return 0
+		var zero T
+		return zero
 	}
 	slices.Sort(samples)
 	i := int(math.Ceil(q*float64(len(samples)))) - 1
