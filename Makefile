@@ -48,7 +48,7 @@ e2e:
 BENCH_COUNT ?= 5
 bench: build
 	mkdir -p bench-results
-	{ uname -srm; $(GO) version; grep -m1 'model name' /proc/cpuinfo; echo "cores: $$(nproc)"; \
+	{ echo "commit: $(VERSION)"; uname -srm; $(GO) version; grep -m1 'model name' /proc/cpuinfo; echo "cores: $$(nproc)"; \
 	  grep MemTotal /proc/meminfo; echo "load before: $$(cat /proc/loadavg)"; } > bench-results/machine.txt
 	$(GO) test ./bench -run '^$$' -bench . -benchtime 1x -count $(BENCH_COUNT) -timeout 30m \
 		-args -results $(CURDIR)/bench-results -deployer $(CURDIR)/$(BIN) | tee bench-results/bench.txt
