@@ -64,7 +64,7 @@ var binaries = sync.OnceValues(func() (paths [2]string, err error) {
 		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", t[0], t[1])
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
-			return paths, fmt.Errorf("build %s: %v\n%s", t[1], err, out)
+			return paths, fmt.Errorf("build %s: %w\n%s", t[1], err, out)
 		}
 	}
 	return paths, nil
