@@ -27,7 +27,11 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 		os.Exit(1)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
 }
 
 // raiseFileLimit raises the soft limit of open files to the hard limit, for
@@ -48,12 +52,16 @@ func raiseFileLimit() error {
 	return nil
 }
 
+// buildDir holds the binaries that the benchmarks built, removed at exit.
+var buildDir string
+
 // binaries builds the deployer and the echo server once per process.
 var binaries = sync.OnceValues(func() (paths [2]string, err error) {
 	dir, err := os.MkdirTemp("", "deployer-bench-")
 	if err != nil {
 		return paths, err
 	}
+	buildDir = dir
 	paths = [2]string{*deployerBin, filepath.Join(dir, "sseecho")}
 	targets := [][2]string{{paths[1], "deployer/bench/cmd/sseecho"}}
 	if paths[0] == "" {
