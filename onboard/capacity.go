@@ -2,7 +2,6 @@ package onboard
 
 import (
 	"context"
-	"errors"
 	"time"
 )
 
@@ -35,11 +34,6 @@ type NodeHold struct {
 const (
 	ReasonDegraded = "degraded"
 )
-
-// ErrStaleCapacity is returned by Store.BeginProvision when the node's
-// reservations changed after the grid figures were read; the caller reads the
-// grid again and retries.
-var ErrStaleCapacity = errors.New("node capacity changed while it was checked")
 
 // room returns how many more bundles fit in free slots less reserved ones.
 func room(free, reserved int) int {
@@ -137,6 +131,12 @@ func (s *Service) ClearDegraded(ctx context.Context, nodeID string) (err error) 
 func (s *Service) noteProvisionOutcome(nodeID string, err error) {
 	ctx := context.Background()
 	if err == nil {
+		// A success resets the failure count; a node without failures
+		// needs no write.
+		hold, err := s.store.NodeHold(ctx, nodeID)
+		if err == nil && hold.Failures == 0 && !hold.Degraded {
+			return
+		}
 		if err := s.store.SetNodeHealth(ctx, nodeID, false, "", s.now()); err != nil {
 			s.log.Error("Node health not stored", "node_id", nodeID, "error", err)
 		}

@@ -38,11 +38,11 @@ type ProvisionStart struct {
 	Project      string
 	OnboardingID string
 	Slots        int
-	// GridFree and Epoch are the node's free slots as read from the grid and
-	// the reservation epoch read before them; the store rejects the start
-	// with ErrStaleCapacity when the epoch moved.
-	GridFree int
-	Epoch    int64
+	// GridFree is the node's free slots as read from the grid, and
+	// LandedBefore the node's landed-slots counter read just before, so
+	// that the store counts reservations that landed during the read.
+	GridFree     int
+	LandedBefore int64
 }
 
 // Provision deploys the tester's VM, gateway name and login gate on the node.
@@ -145,7 +145,7 @@ func (s *Service) provision(ctx context.Context, run *stepRun, nodeID string) er
 
 // beginProvision checks the node afresh and, unless the project's VM already
 // exists on the grid, reserves a bundle in the same transaction that records
-// the project. It retries when a reservation landed meanwhile.
+// the project.
 func (s *Service) beginProvision(ctx context.Context, run *stepRun, nodeID, project string) error {
 	existing, err := s.grid.Lookup(ctx, nodeID, project)
 	if err != nil {
@@ -159,47 +159,38 @@ func (s *Service) beginProvision(ctx context.Context, run *stepRun, nodeID, proj
 		}
 	}
 
-	const maxTries = 5
-	for try := 1; ; try++ {
-		hold, err := s.store.NodeHold(ctx, nodeID)
-		if err != nil {
-			return err
-		}
-		epoch, err := s.store.NodeEpoch(ctx, nodeID)
-		if err != nil {
-			return err
-		}
-		ns, err := s.grid.Node(ctx, nodeID, true)
-		if err != nil {
-			if ErrorCode(err) == ENotFound {
-				return err
-			}
-			return Errorf(ENodeOffline, "Node %s could not be checked (%s). Nothing was created; try again shortly.",
-				nodeID, ErrorMessage(err))
-		}
-		c := newCapacity(ns, hold)
-		if err := refuseUnusable(c); err != nil {
-			return err
-		}
-		if slots > 0 && c.RoomForTesters < 1 {
-			return refuseFull(c)
-		}
-
-		err = s.store.BeginProvision(ctx, ProvisionStart{
-			Username: run.Username, NodeID: nodeID, Project: project, OnboardingID: run.OnboardingID,
-			Slots: slots, GridFree: ns.FreeSlots, Epoch: epoch,
-		}, s.now())
-		if errors.Is(err, ErrStaleCapacity) && try < maxTries {
-			continue
-		}
-		if errors.Is(err, ErrStaleCapacity) {
-			return Errorf(ENodeFull, "Node %s is too busy to reserve a bundle now; try again.", nodeID)
-		}
-		if err == nil && slots > 0 {
-			run.say("Reserved %d slots on node %s (room for %d more before this one)", slots, nodeID, c.RoomForTesters)
-		}
+	hold, err := s.store.NodeHold(ctx, nodeID)
+	if err != nil {
 		return err
 	}
+	landed, err := s.store.NodeLandedSlots(ctx, nodeID)
+	if err != nil {
+		return err
+	}
+	ns, err := s.grid.Node(ctx, nodeID, true)
+	if err != nil {
+		if ErrorCode(err) == ENotFound {
+			return err
+		}
+		return Errorf(ENodeOffline, "Node %s could not be checked (%s). Nothing was created; try again shortly.",
+			nodeID, ErrorMessage(err))
+	}
+	c := newCapacity(ns, hold)
+	if err := refuseUnusable(c); err != nil {
+		return err
+	}
+	if slots > 0 && c.RoomForTesters < 1 {
+		return refuseFull(c)
+	}
+
+	err = s.store.BeginProvision(ctx, ProvisionStart{
+		Username: run.Username, NodeID: nodeID, Project: project, OnboardingID: run.OnboardingID,
+		Slots: slots, GridFree: ns.FreeSlots, LandedBefore: landed,
+	}, s.now())
+	if err == nil && slots > 0 {
+		run.say("Reserved %d slots on node %s (room for %d more before this one)", slots, nodeID, c.RoomForTesters)
+	}
+	return err
 }
 
 // undoProvision cancels what a failed or canceled provisioning run left

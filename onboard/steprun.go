@@ -58,11 +58,18 @@ func (r *stepRun) say(format string, args ...any) {
 		OnboardingID: r.OnboardingID, Attempt: r.Attempt, Stage: r.Stage,
 		Line: clip(line, 1000), Time: s.now(),
 	}
-	if err := s.store.AppendLog(ctx, r.ID, r.Username, l); err != nil {
-		s.log.Error("Stage log line not stored", "run_id", r.ID, "tester", r.Username, "error", err)
-	}
+	var e *Event
 	if r.OnboardingID != "" {
-		s.emit(Event{OnboardingID: r.OnboardingID, Stage: r.Stage, Status: StageRunning, Message: l.Line, Kind: EventLog})
+		e = &Event{OnboardingID: r.OnboardingID, Stage: r.Stage, Status: StageRunning, Message: l.Line,
+			Kind: EventLog, Time: l.Time}
+	}
+	stored, err := s.store.AppendLog(ctx, r.ID, r.Username, l, e)
+	if err != nil {
+		s.log.Error("Stage log line not stored", "run_id", r.ID, "tester", r.Username, "error", err)
+		return
+	}
+	if e != nil {
+		s.hub.Publish(stored)
 	}
 }
 

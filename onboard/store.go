@@ -20,12 +20,12 @@ type Store interface {
 	// BeginProvision records the deployment's project and, when p.Slots is
 	// above zero, reserves the slots, in one immediate transaction that
 	// checks the room first. It returns ENodeFull when the slots do not fit,
-	// ENodeOffline when the node is degraded, and ErrStaleCapacity when
-	// p.Epoch is no longer the node's epoch.
+	// ENodeOffline when the node is degraded. Slots landed after
+	// p.LandedBefore count as used, whatever the grid figure says.
 	BeginProvision(ctx context.Context, p ProvisionStart, now time.Time) error
 	// RecordContract adds a contract to the tester's deployment. A VM
 	// contract lands the tester's reservation, because the grid now counts
-	// its slots, and moves the node's epoch.
+	// its slots, and adds them to the node's landed counter.
 	RecordContract(ctx context.Context, username string, c Contract) error
 	// FinishProvision marks the deployment active with the grid's contracts
 	// and releases the reservation.
@@ -46,7 +46,8 @@ type Store interface {
 	FinishTeardown(ctx context.Context, username string, now time.Time) error
 
 	NodeHold(ctx context.Context, nodeID string) (NodeHold, error)
-	NodeEpoch(ctx context.Context, nodeID string) (int64, error)
+	// NodeLandedSlots returns the node's counter of landed reservation slots.
+	NodeLandedSlots(ctx context.Context, nodeID string) (int64, error)
 	// SetNodeHealth sets or clears the degraded mark and resets the failure count.
 	SetNodeHealth(ctx context.Context, nodeID string, degraded bool, reason string, now time.Time) error
 	// CountNodeFailure adds one provision failure and marks the node
@@ -81,7 +82,9 @@ type Store interface {
 	AppendEvent(ctx context.Context, e Event) (Event, error)
 	// Events returns the onboarding's events after the sequence number.
 	Events(ctx context.Context, id string, after int64, limit int) ([]Event, error)
-	AppendLog(ctx context.Context, runID, username string, l LogLine) error
+	// AppendLog stores a log line and, when e is not nil, appends e as
+	// AppendEvent does, in one transaction; it returns the stored event.
+	AppendLog(ctx context.Context, runID, username string, l LogLine, e *Event) (Event, error)
 	StageLog(ctx context.Context, onboardingID, stage string, attempt int) ([]LogLine, error)
 	// TesterLog returns the newest log lines of the tester's step runs.
 	TesterLog(ctx context.Context, username string, limit int) ([]LogLine, error)

@@ -44,14 +44,15 @@ func (db *DB) NodeHold(ctx context.Context, nodeID string) (onboard.NodeHold, er
 	return h, nil
 }
 
-// NodeEpoch returns the node's reservation epoch; 0 for a node never used.
-func (db *DB) NodeEpoch(ctx context.Context, nodeID string) (int64, error) {
-	var epoch int64
-	err := db.read.QueryRowContext(ctx, "SELECT epoch FROM nodes WHERE node_id = ?", nodeID).Scan(&epoch)
+// NodeLandedSlots returns the node's counter of landed reservation slots;
+// 0 for a node never used.
+func (db *DB) NodeLandedSlots(ctx context.Context, nodeID string) (int64, error) {
+	var landed int64
+	err := db.read.QueryRowContext(ctx, "SELECT landed_slots FROM nodes WHERE node_id = ?", nodeID).Scan(&landed)
 	if err == sql.ErrNoRows {
 		return 0, nil
 	}
-	return epoch, err
+	return landed, err
 }
 
 // BeginProvision checks the room and reserves in one immediate transaction.
@@ -60,20 +61,20 @@ func (db *DB) BeginProvision(ctx context.Context, p onboard.ProvisionStart, now 
 		if err := ensureNode(ctx, tx, p.NodeID, now); err != nil {
 			return err
 		}
-		var epoch int64
+		var landed int64
 		var degraded int
 		var reason string
-		if err := tx.QueryRowContext(ctx, "SELECT epoch, degraded, degraded_reason FROM nodes WHERE node_id = ?",
-			p.NodeID).Scan(&epoch, &degraded, &reason); err != nil {
+		if err := tx.QueryRowContext(ctx, "SELECT landed_slots, degraded, degraded_reason FROM nodes WHERE node_id = ?",
+			p.NodeID).Scan(&landed, &degraded, &reason); err != nil {
 			return err
 		}
 		if degraded == 1 {
 			return onboard.Errorf(onboard.ENodeOffline, "Node %s is degraded (%s). Nothing was created; "+
 				"clear the mark on the node once it works again.", p.NodeID, reason)
 		}
-		if epoch != p.Epoch {
-			return onboard.ErrStaleCapacity
-		}
+		// Slots that landed after the grid was read left the reservations
+		// but may be missing from the grid's figure; count them as used.
+		p.GridFree -= int(landed - p.LandedBefore)
 
 		var state string
 		if err := tx.QueryRowContext(ctx, "SELECT deployment_state FROM testers WHERE username = ?",
@@ -138,19 +139,20 @@ func (db *DB) RecordContract(ctx context.Context, username string, c onboard.Con
 }
 
 // landReservation marks the tester's reservation as counted by the grid and
-// moves the node's epoch, so that a check that read the grid before the VM
-// existed retries.
+// adds its slots to the node's landed counter, so that a check that read the
+// grid before the VM existed still counts them.
 func landReservation(ctx context.Context, tx *sql.Tx, username string) error {
 	var nodeID string
-	err := tx.QueryRowContext(ctx, "UPDATE reservations SET landed = 1 WHERE username = ? AND landed = 0 RETURNING node_id",
-		username).Scan(&nodeID)
+	var slots int
+	err := tx.QueryRowContext(ctx, `UPDATE reservations SET landed = 1 WHERE username = ? AND landed = 0
+		RETURNING node_id, slots`, username).Scan(&nodeID, &slots)
 	if err == sql.ErrNoRows {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	_, err = tx.ExecContext(ctx, "UPDATE nodes SET epoch = epoch + 1 WHERE node_id = ?", nodeID)
+	_, err = tx.ExecContext(ctx, "UPDATE nodes SET landed_slots = landed_slots + ? WHERE node_id = ?", slots, nodeID)
 	return err
 }
 

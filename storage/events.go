@@ -114,13 +114,20 @@ func (db *DB) Events(ctx context.Context, id string, after int64, limit int) ([]
 	return events, rows.Err()
 }
 
-// AppendLog stores one log line of a step run.
-func (db *DB) AppendLog(ctx context.Context, runID, username string, l onboard.LogLine) error {
-	return db.update(ctx, func(tx *sql.Tx) error {
+// AppendLog stores one log line of a step run and, when e is not nil, the
+// event that carries it to the streams, in one transaction.
+func (db *DB) AppendLog(ctx context.Context, runID, username string, l onboard.LogLine, e *onboard.Event) (onboard.Event, error) {
+	var stored onboard.Event
+	err := db.update(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO stage_logs (run_id, username, onboarding_id, attempt, stage, line, created_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?)`, runID, username, l.OnboardingID, l.Attempt, l.Stage, l.Line, formatTime(l.Time))
+		if err != nil || e == nil {
+			return err
+		}
+		stored, err = appendEvent(ctx, tx, *e)
 		return err
 	})
+	return stored, err
 }
 
 // StageLog returns one stage's log lines of an onboarding's attempt; attempt

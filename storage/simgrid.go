@@ -166,9 +166,19 @@ func (db *DB) SimFaults(ctx context.Context) ([]grid.SimFault, error) {
 // SimDrawFault takes a pending fault for a new run, or repeats the answer
 // given to the run before.
 func (db *DB) SimDrawFault(ctx context.Context, stage, runID string, now time.Time) (string, bool, error) {
+	// Most runs meet no fault; a read tells so without taking the write lock.
+	var pending int
+	err := db.read.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM sim_faults WHERE stage = ? AND remaining > 0) +
+		(SELECT count(*) FROM sim_faulted_runs WHERE run_id = ?)`, stage, runID).Scan(&pending)
+	if err != nil {
+		return "", false, err
+	}
+	if pending == 0 {
+		return "", false, nil
+	}
 	var mode string
 	var faulted bool
-	err := db.update(ctx, func(tx *sql.Tx) error {
+	err = db.update(ctx, func(tx *sql.Tx) error {
 		err := tx.QueryRowContext(ctx, "SELECT mode FROM sim_faulted_runs WHERE run_id = ?", runID).Scan(&mode)
 		if err == nil {
 			faulted = true

@@ -217,29 +217,45 @@ func TestReservationCheckedAndTakenAtomically(t *testing.T) {
 	}
 }
 
-func TestStaleEpochIsRejected(t *testing.T) {
+func TestSlotsLandedDuringAGridReadCountAsUsed(t *testing.T) {
 	db, _ := mustOpenDB(t)
 	ctx := context.Background()
 	for _, name := range []string{"ely", "fox"} {
 		db.CreateTester(ctx, newTester(name))
 	}
-	epoch, _ := db.NodeEpoch(ctx, "1")
-	start := onboard.ProvisionStart{Username: "ely", NodeID: "1", Project: "deployer-ely", Slots: 2, GridFree: 8, Epoch: epoch}
-	if err := db.BeginProvision(ctx, start, time.Now()); err != nil {
+	// Room for exactly one more bundle besides ely's.
+	before, _ := db.NodeLandedSlots(ctx, "1")
+	if err := db.BeginProvision(ctx, onboard.ProvisionStart{Username: "ely", NodeID: "1", Project: "deployer-ely",
+		Slots: 2, GridFree: 4, LandedBefore: before}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	// Landing the VM moves the epoch: a check that read the grid before it is stale.
+	// fox reads the counter and the grid, which does not show ely's VM yet.
+	foxBefore, _ := db.NodeLandedSlots(ctx, "1")
+	const foxGridFree = 4
+	// ely's VM lands before fox's reservation, so the reservation no longer
+	// counts and the grid figure fox read is stale by two slots.
 	if err := db.RecordContract(ctx, "ely", onboard.Contract{ID: 7, Kind: onboard.ContractVM, NodeID: "1", Project: "deployer-ely"}); err != nil {
 		t.Fatal(err)
 	}
-	err := db.BeginProvision(ctx, onboard.ProvisionStart{Username: "fox", NodeID: "1", Project: "deployer-fox", Slots: 2,
-		GridFree: 8, Epoch: epoch}, time.Now())
-	if err != onboard.ErrStaleCapacity {
-		t.Errorf("begin with an old epoch: %v, want ErrStaleCapacity", err)
-	}
-	hold, _ := db.NodeHold(ctx, "1")
-	if hold.ReservedSlots != 0 {
+	if hold, _ := db.NodeHold(ctx, "1"); hold.ReservedSlots != 0 {
 		t.Errorf("a landed reservation still counts %d slots, want 0", hold.ReservedSlots)
+	}
+	after, _ := db.NodeLandedSlots(ctx, "1")
+	if after-foxBefore != 2 {
+		t.Errorf("the landed counter moved by %d, want 2", after-foxBefore)
+	}
+	err := db.BeginProvision(ctx, onboard.ProvisionStart{Username: "fox", NodeID: "1", Project: "deployer-fox", Slots: 2,
+		GridFree: foxGridFree, LandedBefore: foxBefore}, time.Now())
+	if err != nil {
+		t.Fatalf("fox, with room for one after ely: %v", err)
+	}
+
+	// A third start that read the same stale figure finds the node full.
+	db.CreateTester(ctx, newTester("gil"))
+	err = db.BeginProvision(ctx, onboard.ProvisionStart{Username: "gil", NodeID: "1", Project: "deployer-gil", Slots: 2,
+		GridFree: foxGridFree, LandedBefore: foxBefore}, time.Now())
+	if onboard.ErrorCode(err) != onboard.ENodeFull {
+		t.Errorf("a start on the stale figure: %v, want node_full", err)
 	}
 }
 
