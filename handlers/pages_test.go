@@ -1,6 +1,7 @@
 package handlers_test
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -220,5 +221,52 @@ func TestDeleteButtonOnlyWithoutContracts(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusNoContent || resp.Header.Get("HX-Redirect") != "/" {
 		t.Errorf("delete: status %d, HX-Redirect %q; want 204 and /", resp.StatusCode, resp.Header.Get("HX-Redirect"))
+	}
+}
+
+func TestTestersListPagesAndSearches(t *testing.T) {
+	s := testkit.StartServer(t, testkit.Options{})
+	b := s.Login(t)
+	for i := 0; i < 120; i++ {
+		body := map[string]any{"username": fmt.Sprintf("user%03d", i), "full_name": fmt.Sprintf("Person %03d", i),
+			"email": fmt.Sprintf("p%03d@example.org", i)}
+		if i == 7 {
+			body["full_name"] = "Zora 100% Unique"
+		}
+		if status := s.API(t, http.MethodPost, "/api/testers", body, nil); status != http.StatusCreated {
+			t.Fatalf("create tester %d: status %d", i, status)
+		}
+	}
+	rows := regexp.MustCompile(`<td><a href="/testers/`)
+
+	_, page := b.Get(t, "/")
+	if n := len(rows.FindAllString(page, -1)); n != 50 {
+		t.Errorf("first page lists %d testers, want 50", n)
+	}
+	if !strings.Contains(page, "page 1 of 3") || !strings.Contains(page, `<span class="count">120</span>`) {
+		t.Error("the first page does not show page 1 of 3 and the count of 120")
+	}
+	if !strings.Contains(page, "/testers/user119") || strings.Contains(page, "/testers/user000") {
+		t.Error("the first page does not show the newest testers first")
+	}
+
+	_, last := b.Get(t, "/testers-list?page=3")
+	if n := len(rows.FindAllString(last, -1)); n != 20 {
+		t.Errorf("last page lists %d testers, want 20", n)
+	}
+	_, past := b.Get(t, "/testers-list?page=99")
+	if !strings.Contains(past, "page 3 of 3") {
+		t.Error("a page past the end does not show the last page")
+	}
+
+	for query, want := range map[string]int{"zora 100%": 1, "100%": 1, "user01": 10, "_": 0, "p005@": 1} {
+		_, found := b.Get(t, "/testers-list?q="+url.QueryEscape(query))
+		if n := len(rows.FindAllString(found, -1)); n != want {
+			t.Errorf("search %q lists %d testers, want %d", query, n, want)
+		}
+	}
+	_, none := b.Get(t, "/testers-list?q=nobody-here")
+	if !strings.Contains(none, `No tester matches "nobody-here".`) {
+		t.Error("an empty search does not say that nothing matches")
 	}
 }

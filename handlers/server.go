@@ -137,6 +137,7 @@ func (s *Server) routes() {
 	// Pages and htmx fragments.
 	app.Get("/", h.showTestersPage)
 	app.Get("/capacity", h.showCapacity)
+	app.Get("/testers-list", h.showTesterList)
 	app.Post("/onboardings", h.startOnboarding)
 	app.Get("/onboardings", h.showOnboardingsPage)
 	app.Get("/onboardings/:id", h.showOnboardingPage)

@@ -2,6 +2,8 @@ package handlers
 
 import (
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -47,9 +49,64 @@ type testersPage struct {
 	page
 	Form     startFormView
 	Capacity capacityView
-	Testers  []testerRow
+	List     testerListView
 	Running  []panelView
 	SimPanel *simView
+}
+
+// testerListView is one page of the testers table with its search box.
+type testerListView struct {
+	Rows                          []testerRow
+	Query                         string
+	Page, Pages, Total            int
+	SelfURL, PreviousURL, NextURL string
+}
+
+func listURL(query string, page int) string {
+	v := url.Values{}
+	if query != "" {
+		v.Set("q", query)
+	}
+	if page > 1 {
+		v.Set("page", strconv.Itoa(page))
+	}
+	if len(v) == 0 {
+		return "/testers-list"
+	}
+	return "/testers-list?" + v.Encode()
+}
+
+// testerList reads the page of the testers table that the query asks for.
+func (h *handler) testerList(c *fiber.Ctx) (testerListView, error) {
+	page, _ := strconv.Atoi(c.Query("page", "1"))
+	found, err := h.svc.SearchTesters(userContext(c), c.Query("q"), page)
+	if err != nil {
+		return testerListView{}, err
+	}
+	v := testerListView{Query: found.Text, Page: found.Page, Pages: found.Pages, Total: found.Total,
+		SelfURL: listURL(found.Text, found.Page)}
+	if found.Page > 1 {
+		v.PreviousURL = listURL(found.Text, found.Page-1)
+	}
+	if found.Page < found.Pages {
+		v.NextURL = listURL(found.Text, found.Page+1)
+	}
+	for _, t := range found.Testers {
+		v.Rows = append(v.Rows, testerRow{
+			Username: t.Username, FullName: t.FullName, Email: t.Email, NodeID: t.Deployment.NodeID,
+			DeploymentState: t.Deployment.State, InstallState: t.InstallState, CockpitURL: t.CockpitURL,
+		})
+	}
+	return v, nil
+}
+
+// showTesterList renders the testers card: one page of the table.
+func (h *handler) showTesterList(c *fiber.Ctx) error {
+	v, err := h.testerList(c)
+	if err != nil {
+		return err
+	}
+	return h.renderFragment(c, http.StatusOK, "partials/testers_card", v)
 }
 
 type startFormView struct {
@@ -59,7 +116,7 @@ type startFormView struct {
 
 func (h *handler) showTestersPage(c *fiber.Ctx) error {
 	ctx := userContext(c)
-	testers, err := h.svc.Testers(ctx)
+	list, err := h.testerList(c)
 	if err != nil {
 		return err
 	}
@@ -67,12 +124,7 @@ func (h *handler) showTestersPage(c *fiber.Ctx) error {
 		page:     h.page(c, "Testers", "testers"),
 		Form:     startFormView{FormKey: uuid.NewString(), NodeID: h.cfg.DefaultNode},
 		Capacity: h.capacityView(c, h.cfg.DefaultNode),
-	}
-	for _, t := range testers {
-		p.Testers = append(p.Testers, testerRow{
-			Username: t.Username, FullName: t.FullName, Email: t.Email, NodeID: t.Deployment.NodeID,
-			DeploymentState: t.Deployment.State, InstallState: t.InstallState, CockpitURL: t.CockpitURL,
-		})
+		List:     list,
 	}
 	running, err := h.Runner.Onboardings(ctx, "", 20)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"strings"
 
 	"golang.org/x/crypto/bcrypt"
 )
@@ -180,6 +181,40 @@ func (s *Service) DeleteTester(ctx context.Context, username string) (err error)
 // Tester returns one tester. It returns ENotFound for an unknown username.
 func (s *Service) Tester(ctx context.Context, username string) (*Tester, error) {
 	return s.store.FindTester(ctx, username)
+}
+
+// TesterPage is one page of a tester search.
+type TesterPage struct {
+	Testers []*Tester
+	Text    string
+	Page    int // from 1
+	Pages   int
+	Total   int
+}
+
+// TesterPageSize is the number of testers on one page of the list.
+const TesterPageSize = 50
+
+// SearchTesters returns the page of testers whose username, full name or
+// email contains text, newest first. A page past the last gives the last.
+func (s *Service) SearchTesters(ctx context.Context, text string, page int) (TesterPage, error) {
+	text = strings.TrimSpace(text)
+	if len(text) > 100 {
+		return TesterPage{}, FieldError("q", "Search text is too long: at most 100 bytes.")
+	}
+	page = max(page, 1)
+	testers, total, err := s.store.SearchTesters(ctx, text, (page-1)*TesterPageSize, TesterPageSize)
+	if err != nil {
+		return TesterPage{}, err
+	}
+	pages := max((total+TesterPageSize-1)/TesterPageSize, 1)
+	if page > pages {
+		page = pages
+		if testers, total, err = s.store.SearchTesters(ctx, text, (page-1)*TesterPageSize, TesterPageSize); err != nil {
+			return TesterPage{}, err
+		}
+	}
+	return TesterPage{Testers: testers, Text: text, Page: page, Pages: pages, Total: total}, nil
 }
 
 // Testers returns every tester, ordered by username.

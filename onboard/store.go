@@ -15,6 +15,9 @@ type Store interface {
 	CreateTester(ctx context.Context, t *Tester) (bool, error)
 	FindTester(ctx context.Context, username string) (*Tester, error)
 	ListTesters(ctx context.Context) ([]*Tester, error)
+	// SearchTesters returns one page of testers whose username, full name
+	// or email contains text, newest first, and how many match in all.
+	SearchTesters(ctx context.Context, text string, offset, limit int) ([]*Tester, int, error)
 	SetPasswordHash(ctx context.Context, username string, hash []byte, now time.Time) error
 
 	// BeginProvision records the deployment's project and, when p.Slots is

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 	"time"
 
 	"deployer/onboard"
@@ -101,6 +102,48 @@ func (db *DB) ListTesters(ctx context.Context) ([]*onboard.Tester, error) {
 		t.Deployment.Contracts = contracts[t.Username]
 	}
 	return testers, nil
+}
+
+// SearchTesters returns one page of testers whose username, full name or
+// email contains text, newest first, and how many match in all.
+func (db *DB) SearchTesters(ctx context.Context, text string, offset, limit int) ([]*onboard.Tester, int, error) {
+	where, args := "", []any{}
+	if text != "" {
+		like := "%" + strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`).Replace(strings.ToLower(text)) + "%"
+		where = `WHERE username LIKE ?1 ESCAPE '\' OR lower(full_name) LIKE ?1 ESCAPE '\' OR lower(email) LIKE ?1 ESCAPE '\'`
+		args = append(args, like)
+	}
+	var total int
+	if err := db.read.QueryRowContext(ctx, "SELECT count(*) FROM testers "+where, args...).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("count testers: %w", err)
+	}
+	rows, err := db.read.QueryContext(ctx, "SELECT "+testerColumns+" FROM testers "+where+
+		fmt.Sprintf(" ORDER BY created_at DESC, username LIMIT %d OFFSET %d", limit, offset), args...)
+	if err != nil {
+		return nil, 0, fmt.Errorf("search testers: %w", err)
+	}
+	defer rows.Close()
+	var testers []*onboard.Tester
+	var names []any
+	for rows.Next() {
+		t, err := scanTester(rows)
+		if err != nil {
+			return nil, 0, fmt.Errorf("search testers: %w", err)
+		}
+		testers = append(testers, t)
+		names = append(names, t.Username)
+	}
+	if err := rows.Err(); err != nil || len(names) == 0 {
+		return testers, total, err
+	}
+	contracts, err := db.contracts(ctx, "WHERE username IN ("+placeholders(len(names))+")", names...)
+	if err != nil {
+		return nil, 0, err
+	}
+	for _, t := range testers {
+		t.Deployment.Contracts = contracts[t.Username]
+	}
+	return testers, total, nil
 }
 
 // contracts returns recorded contracts by tester.

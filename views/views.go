@@ -21,7 +21,7 @@ var Names = []string{
 	"pages/login", "pages/testers", "pages/tester", "pages/onboarding", "pages/audit",
 	"pages/outbox", "pages/orphans", "pages/error", "pages/account", "pages/onboardings",
 	"partials/capacity", "partials/panel", "partials/panel_parts", "partials/panel_result", "partials/tester_detail",
-	"partials/testers_table", "partials/sim", "partials/error", "partials/log",
+	"partials/testers_table", "partials/testers_card", "partials/sim", "partials/error", "partials/log",
 	"partials/step_result", "partials/start_response", "partials/otp", "partials/stream_closed", "partials/orphans_table",
 }
 
