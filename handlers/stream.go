@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -58,7 +59,6 @@ func setStreamHeaders(c *fiber.Ctx) {
 	c.Set(fiber.HeaderContentType, "text/event-stream; charset=utf-8")
 	c.Set(fiber.HeaderCacheControl, "no-cache")
 	c.Set("X-Accel-Buffering", "no")
-	c.Set(fiber.HeaderConnection, "keep-alive")
 	c.Locals(localStreaming, true)
 }
 
@@ -90,8 +90,59 @@ func (h *handler) streamOnboardingEvents(c *fiber.Ctx) error {
 		h: h, id: id, json: isAPI(c), sub: sub, state: o, cursor: cursor, hasCursor: hasCursor,
 		requestID: requestID(c), admin: actorFrom(c), opened: time.Now(), route: c.Route().Path,
 	}
-	c.Context().SetBodyStreamWriter(s.run)
+	c.Status(fiber.StatusOK)
+	head := responseHead(c)
+	// The stream takes the connection over from the server, so that it holds
+	// no request buffers or copy goroutine of the server while it stays
+	// open, and each event goes straight to the socket.
+	c.Context().HijackSetNoResponse(true)
+	c.Context().Hijack(func(conn net.Conn) {
+		w := bufio.NewWriterSize(deadlineWriter{conn}, streamBufferSize)
+		if _, err := w.Write(head); err != nil {
+			s.h.Runner.Hub().Unsubscribe(s.sub)
+			return
+		}
+		s.run(w)
+	})
 	return nil
+}
+
+// streamBufferSize is the write buffer of a stream; a larger event goes to
+// the socket directly.
+const streamBufferSize = 2 << 10
+
+// streamWriteTimeout bounds one write to a stream's socket, so that a client
+// that stopped reading does not hold the stream open.
+const streamWriteTimeout = 10 * time.Second
+
+// deadlineWriter sets a write deadline before each write to the connection.
+type deadlineWriter struct{ conn net.Conn }
+
+func (d deadlineWriter) Write(p []byte) (int, error) {
+	if err := d.conn.SetWriteDeadline(time.Now().Add(streamWriteTimeout)); err != nil {
+		return 0, err
+	}
+	return d.conn.Write(p)
+}
+
+// responseHead returns the status line and the headers set so far, for a
+// response written on a hijacked connection. The body runs until the
+// connection closes, so the head says Connection: close.
+func responseHead(c *fiber.Ctx) []byte {
+	var b bytes.Buffer
+	b.WriteString("HTTP/1.1 200 OK\r\n")
+	c.Response().Header.VisitAll(func(key, value []byte) {
+		switch strings.ToLower(string(key)) {
+		case "connection", "content-length", "transfer-encoding":
+			return
+		}
+		b.Write(key)
+		b.WriteString(": ")
+		b.Write(value)
+		b.WriteString("\r\n")
+	})
+	b.WriteString("Connection: close\r\n\r\n")
+	return b.Bytes()
 }
 
 // closeStream answers a stream that cannot be followed, because the
@@ -162,7 +213,7 @@ func (s *stream) run(w *bufio.Writer) {
 	for {
 		select {
 		case e := <-s.sub.C():
-			done, err := s.deliver(w, e)
+			done, err := s.deliver(w, *e)
 			if err == nil && !done && s.sub.Lagged() {
 				done, err = s.catchUp(w)
 			}

@@ -8,8 +8,8 @@ import (
 // subscriptionBuffer is how many events a slow subscriber may fall behind
 // before it is marked lagged. A lagged subscriber reads the rest from the
 // store, where every event is kept. An onboarding publishes at most about
-// six events in a row without waiting on the grid, and each slot costs
-// every open stream the size of an Event, so the buffer stays small.
+// six events in a row without waiting on the grid. Subscribers share one
+// copy of each event, so a slot costs a stream only a pointer.
 const subscriptionBuffer = 16
 
 // AllOnboardings subscribes to the events of every onboarding.
@@ -31,13 +31,14 @@ type Hub struct {
 // Subscription receives the events of one onboarding, or of all of them.
 type Subscription struct {
 	topic string
-	c     chan Event
+	c     chan *Event
 	// lagged is set when an event was dropped because C was full.
 	lagged atomic.Bool
 }
 
-// C returns the channel the subscription's events arrive on.
-func (s *Subscription) C() <-chan Event { return s.c }
+// C returns the channel the subscription's events arrive on. The events are
+// shared by every subscriber and must not be changed.
+func (s *Subscription) C() <-chan *Event { return s.c }
 
 // Lagged reports, and clears, whether events were dropped since the last call.
 func (s *Subscription) Lagged() bool { return s.lagged.Swap(false) }
@@ -50,7 +51,7 @@ func NewHub() *Hub {
 // Subscribe starts delivering the onboarding's events, or every event for
 // AllOnboardings. The caller must Unsubscribe.
 func (h *Hub) Subscribe(onboardingID string) *Subscription {
-	sub := &Subscription{topic: onboardingID, c: make(chan Event, subscriptionBuffer)}
+	sub := &Subscription{topic: onboardingID, c: make(chan *Event, subscriptionBuffer)}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	subs := h.topics[onboardingID]
@@ -86,10 +87,11 @@ func (h *Hub) Publish(e Event) {
 	for _, o := range h.observers {
 		o.ObserveEvent(e)
 	}
+	shared := &e
 	for _, topic := range [2]string{e.OnboardingID, AllOnboardings} {
 		for sub := range h.topics[topic] {
 			select {
-			case sub.c <- e:
+			case sub.c <- shared:
 			default:
 				sub.lagged.Store(true)
 			}
