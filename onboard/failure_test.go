@@ -343,3 +343,56 @@ func TestEventsMirrorStoredState(t *testing.T) {
 		}
 	}
 }
+
+func TestRestartAtTheLastSlotReusesItsReservation(t *testing.T) {
+	path := t.TempDir() + "/deployer.db"
+	first := newEnv(t, envOptions{slots: 2, delay: 2 * time.Second, path: path})
+	ctx := context.Background()
+	res, err := first.runner.StartOnboarding(ctx, newTester("lena"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitStage(t, first, res.Onboarding.ID, onboard.StageProvisioning, onboard.StageRunning)
+	first.close(t)
+
+	second := newEnv(t, envOptions{slots: 2, delay: 10 * time.Millisecond, path: path})
+	o := second.waitFinished(t, res.Onboarding.ID, 15*time.Second)
+	if o.Status != onboard.StatusSucceeded {
+		t.Fatalf("after the restart: %s (%s: %s), want succeeded", o.Status, o.ErrorCode, o.ErrorMessage)
+	}
+	c, _ := second.svc.Capacity(ctx, "1")
+	if c.ReservedSlots != 0 || c.FreeSlots != 0 {
+		t.Errorf("capacity reserved %d free %d, want 0 and 0 with the one tester in place", c.ReservedSlots, c.FreeSlots)
+	}
+}
+
+func TestInterruptedRunThatCannotGoOnReleasesItsReservation(t *testing.T) {
+	path := t.TempDir() + "/deployer.db"
+	first := newEnv(t, envOptions{slots: 4, delay: 2 * time.Second, path: path})
+	ctx := context.Background()
+	res, err := first.runner.StartOnboarding(ctx, newTester("milo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitStage(t, first, res.Onboarding.ID, onboard.StageProvisioning, onboard.StageRunning)
+	first.close(t)
+
+	second := newEnv(t, envOptions{slots: 4, delay: 10 * time.Millisecond, path: path})
+	// The node went down while the deployer was away, before the VM existed.
+	offline := false
+	if _, err := second.sim.SetNode(ctx, "1", &offline, nil); err != nil {
+		t.Fatal(err)
+	}
+	o := second.waitFinished(t, res.Onboarding.ID, 15*time.Second)
+	if o.Status != onboard.StatusFailed {
+		t.Fatalf("after the restart on an offline node: %s, want failed", o.Status)
+	}
+	hold, _ := second.svc.NodeHold(ctx, "1")
+	if hold.ReservedSlots != 0 {
+		t.Errorf("%d slots still reserved after the failure, want 0", hold.ReservedSlots)
+	}
+	tester, _ := second.svc.Tester(ctx, "milo")
+	if tester.Deployment.State == onboard.DeploymentProvisioning {
+		t.Error("the tester stays in provisioning with nothing working on it")
+	}
+}

@@ -104,6 +104,14 @@ func (s *Service) provision(ctx context.Context, run *stepRun, nodeID string) er
 	defer cancel()
 	project := ProjectName(username)
 	if err := s.beginProvision(stageCtx, run, nodeID, project); err != nil {
+		err = s.stepError(stageCtx, StageProvisioning, EGridFailed, err)
+		if t.Deployment.State == DeploymentProvisioning && !isShutdown(err) {
+			// An interrupted run that cannot go on lets its reservation go,
+			// and keeps what it recorded for a Retry or a Teardown.
+			if e := s.store.FailProvision(context.WithoutCancel(ctx), username, ErrorMessage(err), false, s.now()); e != nil {
+				s.log.Error("Failed provision not recorded", "tester", username, "error", e)
+			}
+		}
 		return err
 	}
 
@@ -162,6 +170,16 @@ func (s *Service) beginProvision(ctx context.Context, run *stepRun, nodeID, proj
 	hold, err := s.store.NodeHold(ctx, nodeID)
 	if err != nil {
 		return err
+	}
+	// A run that resumes after a restart still holds its reservation; its
+	// own slots are not in the way.
+	own, err := s.store.HeldSlots(ctx, run.Username, nodeID)
+	if err != nil {
+		return err
+	}
+	hold.ReservedSlots -= own
+	if own >= slots {
+		slots = 0
 	}
 	landed, err := s.store.NodeLandedSlots(ctx, nodeID)
 	if err != nil {

@@ -49,6 +49,9 @@ type Store interface {
 	FinishTeardown(ctx context.Context, username string, now time.Time) error
 
 	NodeHold(ctx context.Context, nodeID string) (NodeHold, error)
+	// HeldSlots returns the slots the tester's reservation holds on the node
+	// that the grid does not count yet.
+	HeldSlots(ctx context.Context, username, nodeID string) (int, error)
 	// NodeLandedSlots returns the node's counter of landed reservation slots.
 	NodeLandedSlots(ctx context.Context, nodeID string) (int64, error)
 	// SetNodeHealth sets or clears the degraded mark and resets the failure count.

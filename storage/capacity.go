@@ -44,6 +44,14 @@ func (db *DB) NodeHold(ctx context.Context, nodeID string) (onboard.NodeHold, er
 	return h, nil
 }
 
+// HeldSlots returns the tester's unlanded reservation on the node.
+func (db *DB) HeldSlots(ctx context.Context, username, nodeID string) (int, error) {
+	var n int
+	err := db.read.QueryRowContext(ctx, `SELECT coalesce(sum(slots), 0) FROM reservations
+		WHERE username = ? AND node_id = ? AND landed = 0`, username, nodeID).Scan(&n)
+	return n, err
+}
+
 // NodeLandedSlots returns the node's counter of landed reservation slots;
 // 0 for a node never used.
 func (db *DB) NodeLandedSlots(ctx context.Context, nodeID string) (int64, error) {
