@@ -27,8 +27,12 @@ func (h *handler) startOnboarding(c *fiber.Ctx) error {
 	if f.NodeID == "" && !isAPI(c) {
 		f.NodeID = nodeIDParam(h.cfg.DefaultNode)
 	}
+	in, err := f.input()
+	if err != nil {
+		return err
+	}
 	res, err := h.Runner.StartOnboarding(userContext(c), onboard.StartInput{
-		TesterInput: f.input(), NodeID: string(f.NodeID), FormKey: f.FormKey,
+		TesterInput: in, NodeID: string(f.NodeID), FormKey: f.FormKey,
 	})
 	if err != nil {
 		return err

@@ -54,11 +54,15 @@ func TestCapacityReadoutShowsRoomAndBlocksWhenNone(t *testing.T) {
 	}
 }
 
-var startButton = regexp.MustCompile(`<button type="submit" class="primary"( disabled)?`)
+var startButton = regexp.MustCompile(`<button id="start-button" type="submit" class="primary"( disabled)?`)
 
+// disabledStart reports whether the page's start button is disabled, or,
+// for a readout fragment, whether the readout tells the button to be.
 func disabledStart(html string) bool {
-	m := startButton.FindStringSubmatch(html)
-	return m != nil && m[1] != ""
+	if m := startButton.FindStringSubmatch(html); m != nil {
+		return m[1] != ""
+	}
+	return strings.Contains(html, `data-can-start="false"`)
 }
 
 func excerpt(html, near string) string {
@@ -268,5 +272,52 @@ func TestTestersListPagesAndSearches(t *testing.T) {
 	_, none := b.Get(t, "/testers-list?q=nobody-here")
 	if !strings.Contains(none, `No tester matches "nobody-here".`) {
 		t.Error("an empty search does not say that nothing matches")
+	}
+}
+
+func TestExistingAccountGetsNoPassword(t *testing.T) {
+	s := testkit.StartServer(t, testkit.Options{})
+	var reg map[string]any
+	status := s.API(t, http.MethodPost, "/api/testers", map[string]any{"username": "omar", "full_name": "Omar O",
+		"email": "omar@example.org", "account": "existing"}, &reg)
+	if status != http.StatusOK {
+		t.Fatalf("register an existing account: status %d, want 200", status)
+	}
+	if _, ok := reg["one_time_password"]; ok || reg["account"] != "existing" {
+		t.Errorf("registration %v, want account existing without a one-time password", reg)
+	}
+	var bad struct{ Error struct{ Field string } }
+	if status := s.API(t, http.MethodPost, "/api/testers", map[string]any{"username": "pia", "full_name": "P",
+		"email": "pia@example.org", "account": "borrowed"}, &bad); status != http.StatusBadRequest || bad.Error.Field != "account" {
+		t.Errorf("an unknown account kind: status %d field %q, want 400 on account", status, bad.Error.Field)
+	}
+
+	b := s.Login(t)
+	status, body := b.Post(t, "/onboardings", url.Values{"username": {"rhea"}, "full_name": {"Rhea R"},
+		"email": {"rhea@example.org"}, "node_id": {"1"}, "account": {"existing"}})
+	if status != http.StatusOK {
+		t.Fatalf("start with an existing account: status %d", status)
+	}
+	if strings.Contains(body, "One-time password") {
+		t.Error("the panel shows a one-time password for an existing account")
+	}
+	if !strings.Contains(body, "whose account already exists") {
+		t.Error("the adding stage does not say the account already exists")
+	}
+	var list struct {
+		Onboardings []struct{ ID string } `json:"onboardings"`
+	}
+	s.API(t, http.MethodGet, "/api/onboardings?username=rhea", nil, &list)
+	if len(list.Onboardings) != 1 {
+		t.Fatalf("%d onboardings for rhea, want 1", len(list.Onboardings))
+	}
+	s.WaitFinished(t, list.Onboardings[0].ID, 10*time.Second)
+	if _, page := b.Get(t, "/testers/rhea"); strings.Contains(page, "Reset password") {
+		t.Error("an existing account is offered Reset password")
+	}
+	var outbox struct{ Messages []struct{ Tester, Body string } }
+	s.API(t, http.MethodGet, "/api/outbox", nil, &outbox)
+	if len(outbox.Messages) != 1 || !strings.Contains(outbox.Messages[0].Body, "your existing account") {
+		t.Errorf("welcome emails %+v, want one that points to the existing account", outbox.Messages)
 	}
 }

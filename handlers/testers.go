@@ -18,11 +18,33 @@ type registerForm struct {
 	Username string `json:"username" form:"username" maxlen:"64"`
 	FullName string `json:"full_name" form:"full_name" maxlen:"200"`
 	Email    string `json:"email" form:"email" maxlen:"254"`
+	Account  string `json:"account" form:"account" maxlen:"20"`
 	CSRF     string `json:"-" form:"_csrf"`
 }
 
-func (f registerForm) input() onboard.TesterInput {
-	return onboard.TesterInput{Username: f.Username, FullName: f.FullName, Email: f.Email}
+func (f registerForm) input() (onboard.TesterInput, error) {
+	existing, err := existingAccount(f.Account)
+	return onboard.TesterInput{Username: f.Username, FullName: f.FullName, Email: f.Email, Existing: existing}, err
+}
+
+// existingAccount reads the account field: "created" (the default) or
+// "existing".
+func existingAccount(account string) (bool, error) {
+	switch account {
+	case "", onboard.AccountCreated:
+		return false, nil
+	case onboard.AccountExisting:
+		return true, nil
+	}
+	return false, onboard.FieldError("account", "Account must be created (a new account with a one-time password) "+
+		"or existing (the tester already has an account); %q is neither.", clipValue(account))
+}
+
+func clipValue(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "…"
+	}
+	return s
 }
 
 // testerForm is the one-click form: create-or-register with the node and
@@ -33,11 +55,13 @@ type testerForm struct {
 	Email    string      `json:"email" form:"email" maxlen:"254"`
 	NodeID   nodeIDParam `json:"node_id" form:"node_id" maxlen:"20"`
 	FormKey  string      `json:"form_key" form:"form_key" maxlen:"64"`
+	Account  string      `json:"account" form:"account" maxlen:"20"`
 	CSRF     string      `json:"-" form:"_csrf"`
 }
 
-func (f testerForm) input() onboard.TesterInput {
-	return onboard.TesterInput{Username: f.Username, FullName: f.FullName, Email: f.Email}
+func (f testerForm) input() (onboard.TesterInput, error) {
+	existing, err := existingAccount(f.Account)
+	return onboard.TesterInput{Username: f.Username, FullName: f.FullName, Email: f.Email, Existing: existing}, err
 }
 
 // testerRow is one line of the testers table.
@@ -273,20 +297,24 @@ func (h *handler) getTester(c *fiber.Ctx) error {
 	return c.JSON(newTesterJSON(t))
 }
 
-// createTester registers an existing tester (200) or creates the account
-// (201, with the one-time password in this response only).
+// createTester creates an account (201, with the one-time password in this
+// response only), or registers a known tester or an existing account (200).
 func (h *handler) createTester(c *fiber.Ctx) error {
 	var f registerForm
 	if err := parseBody(c, &f); err != nil {
 		return err
 	}
-	reg, err := h.svc.CreateOrRegister(userContext(c), f.input())
+	in, err := f.input()
+	if err != nil {
+		return err
+	}
+	reg, err := h.svc.CreateOrRegister(userContext(c), in)
 	if err != nil {
 		return err
 	}
 	body := newTesterJSON(reg.Tester)
 	status := http.StatusOK
-	if reg.Created {
+	if reg.OneTimePassword != "" {
 		status = http.StatusCreated
 		body.OneTimePassword = reg.OneTimePassword
 	}

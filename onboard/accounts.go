@@ -57,32 +57,36 @@ func (s *Service) newAccount(in TesterInput) (*Tester, string, error) {
 	if err := ValidateEmail(in.Email); err != nil {
 		return nil, "", err
 	}
-	password, err := NewOneTimePassword()
-	if err != nil {
-		return nil, "", err
-	}
-	hash, err := bcrypt.GenerateFromPassword([]byte(password), s.opts.BcryptCost)
-	if err != nil {
-		return nil, "", fmt.Errorf("hash one-time password: %w", err)
-	}
 	now := s.now()
 	t := &Tester{
 		Username:     in.Username,
 		FullName:     in.FullName,
 		Email:        in.Email,
-		Account:      AccountCreated,
-		PasswordHash: hash,
+		Account:      AccountExisting,
 		Deployment:   Deployment{State: DeploymentNone},
 		InstallState: InstallNone,
 		CreatedAt:    now,
 		UpdatedAt:    now,
 	}
+	if in.Existing {
+		return t, "", nil
+	}
+	password, err := NewOneTimePassword()
+	if err != nil {
+		return nil, "", err
+	}
+	t.PasswordHash, err = bcrypt.GenerateFromPassword([]byte(password), s.opts.BcryptCost)
+	if err != nil {
+		return nil, "", fmt.Errorf("hash one-time password: %w", err)
+	}
+	t.Account = AccountCreated
 	return t, password, nil
 }
 
-// CreateOrRegister registers an existing tester as it is, or creates the
-// account when the username is new. A new account needs a full name and an
-// email and gets a one-time password, returned once. It returns EInvalid
+// CreateOrRegister registers a known tester as it is, or adds a new username:
+// as a created account with a one-time password, returned once, or, with
+// in.Existing, as an existing account that keeps its own password. A new
+// username needs a full name and an email. It returns EInvalid
 // naming the field for bad input, and stores nothing then.
 func (s *Service) CreateOrRegister(ctx context.Context, in TesterInput) (reg Registration, err error) {
 	in.Normalize()
@@ -120,10 +124,12 @@ func registrationDetail(reg Registration) string {
 	switch {
 	case reg.Tester == nil:
 		return ""
+	case reg.Created && reg.Tester.Account == AccountExisting:
+		return "existing account registered"
 	case reg.Created:
 		return "account created"
 	default:
-		return "existing account registered"
+		return "known tester registered again"
 	}
 }
 

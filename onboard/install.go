@@ -99,10 +99,14 @@ func welcomeMessage(t *Tester, cockpitURL string) Message {
 	if name == "" {
 		name = t.Username
 	}
+	signIn := "the password your admin gave you"
+	if t.Account == AccountExisting {
+		signIn = "the password of your existing account"
+	}
 	body := fmt.Sprintf("Hello %s,\r\n\r\n"+
 		"Your test environment is ready. Open your cockpit at:\r\n\r\n    %s\r\n\r\n"+
-		"Sign in with your username, %s, and the password your admin gave you.\r\n",
-		name, cockpitURL, t.Username)
+		"Sign in with your username, %s, and %s.\r\n",
+		name, cockpitURL, t.Username, signIn)
 	return Message{
 		To: t.Email, ToName: t.FullName, Tester: t.Username, Status: MessagePending,
 		Subject: "Your test environment is ready", Body: body,

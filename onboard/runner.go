@@ -158,8 +158,11 @@ func (r *Runner) create(ctx context.Context, in StartInput, newTester *Tester, p
 	for _, name := range Stages {
 		o.Stages = append(o.Stages, Stage{Name: name, Status: StagePending})
 	}
-	addedMsg := fmt.Sprintf("Registered the existing account %s", in.Username)
-	if newTester != nil {
+	addedMsg := fmt.Sprintf("Registered %s, who was already known here", in.Username)
+	switch {
+	case newTester != nil && newTester.Account == AccountExisting:
+		addedMsg = fmt.Sprintf("Registered %s, whose account already exists", in.Username)
+	case newTester != nil:
 		addedMsg = fmt.Sprintf("Created the account %s with a one-time password", in.Username)
 	}
 	events := []Event{

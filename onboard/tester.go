@@ -115,6 +115,10 @@ type TesterInput struct {
 	Username string
 	FullName string
 	Email    string
+	// Existing registers a new username whose login account already exists
+	// outside the deployer: no one-time password is made, and the login gate
+	// gets the username without a password hash.
+	Existing bool
 }
 
 // Normalize trims surrounding space from every field and lowercases the

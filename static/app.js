@@ -48,15 +48,34 @@
     }, 300);
   });
 
+  // The start button stays in place while the capacity readout refreshes,
+  // so that a click is never lost to a swap; the readout says whether the
+  // node can take a tester, and the button follows.
+  function followCapacity() {
+    var readout = document.getElementById("capacity");
+    var button = document.getElementById("start-button");
+    if (!readout || !button) return;
+    var canStart = readout.getAttribute("data-can-start") === "true";
+    button.disabled = !canStart;
+    button.title = canStart ? "" : readout.getAttribute("data-blocked-reason");
+  }
+  document.addEventListener("htmx:afterSwap", function (ev) {
+    if (ev.detail.target && ev.detail.target.id === "capacity") followCapacity();
+  });
+
   // After a start, clear the tester's fields for the next one; the node and
   // the new form key stay.
   document.addEventListener("htmx:afterRequest", function (ev) {
     var form = ev.detail.elt;
-    if (!form || form.id !== "start-form" || !ev.detail.successful) return;
+    if (!form || form.id !== "start-form") return;
+    followCapacity();
+    if (!ev.detail.successful) return;
     ["username", "full_name", "email"].forEach(function (name) {
       var input = form.elements.namedItem(name);
       if (input) input.value = "";
     });
+    var existing = form.elements.namedItem("account");
+    if (existing) existing.checked = false;
   });
 
   document.addEventListener("htmx:sendError", function () {
