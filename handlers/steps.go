@@ -55,21 +55,26 @@ func (h *handler) renderTesterDetail(c *fiber.Ctx, t *onboard.Tester) error {
 }
 
 type otpView struct {
-	Username, Password string
+	Username, Password, Warning string
 }
 
 // resetPassword makes a new one-time password and shows it once.
 func (h *handler) resetPassword(c *fiber.Ctx) error {
 	username := strings.ToLower(c.Params("username"))
-	password, err := h.svc.ResetPassword(userContext(c), username)
+	reset, err := h.svc.ResetPassword(userContext(c), username)
 	if err != nil {
 		return err
 	}
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	if isAPI(c) {
-		return c.JSON(fiber.Map{"username": username, "one_time_password": password})
+		body := fiber.Map{"username": username, "one_time_password": reset.Password}
+		if reset.GateWarning != "" {
+			body["warning"] = reset.GateWarning
+		}
+		return c.JSON(body)
 	}
-	return h.renderFragment(c, http.StatusOK, "partials/otp", otpView{Username: username, Password: password})
+	return h.renderFragment(c, http.StatusOK, "partials/otp",
+		otpView{Username: username, Password: reset.Password, Warning: reset.GateWarning})
 }
 
 // deleteTester removes a tester without a deployment, then sends the browser

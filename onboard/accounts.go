@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"strings"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 )
@@ -133,27 +134,66 @@ func registrationDetail(reg Registration) string {
 	}
 }
 
-// ResetPassword gives the tester a new one-time password and returns it. The
-// old password stops working at once. It returns ENotFound for an unknown
-// tester.
-func (s *Service) ResetPassword(ctx context.Context, username string) (password string, err error) {
-	defer func() { s.audit(ctx, "tester.reset_password", username, "", err, "") }()
-	if _, err := s.store.FindTester(ctx, username); err != nil {
-		return "", err
-	}
-	password, err = NewOneTimePassword()
+// PasswordReset is the outcome of ResetPassword.
+type PasswordReset struct {
+	// Password is the new one-time password, stored nowhere.
+	Password string
+	// GateWarning says, when it is not empty, that the login gate on the
+	// tester's VM still holds the old password, and what to do.
+	GateWarning string
+}
+
+// gateTimeout bounds writing the login gate after a password reset.
+const gateTimeout = 2 * time.Minute
+
+// ResetPassword gives the tester a new one-time password and returns it.
+// When the tester has a deployment, the login gate on the VM gets the new
+// hash at once, so that the old password stops working; if that fails, the
+// new password is still stored and returned with a warning. It returns
+// ENotFound for an unknown tester, EInvalid for an existing account, whose
+// password the deployer does not own, and EConflict while a step runs.
+func (s *Service) ResetPassword(ctx context.Context, username string) (reset PasswordReset, err error) {
+	defer func() { s.audit(ctx, "tester.reset_password", username, "", err, reset.GateWarning) }()
+	t, err := s.store.FindTester(ctx, username)
 	if err != nil {
-		return "", err
+		return reset, err
+	}
+	if t.Account == AccountExisting {
+		return reset, Errorf(EInvalid, "%s has an existing account whose password the deployer does not manage.", username)
+	}
+	unlock, err := s.lockTester(username, "A step")
+	if err != nil {
+		return reset, err
+	}
+	defer unlock()
+
+	password, err := NewOneTimePassword()
+	if err != nil {
+		return reset, err
 	}
 	hash, err := bcrypt.GenerateFromPassword([]byte(password), s.opts.BcryptCost)
 	if err != nil {
-		return "", fmt.Errorf("hash one-time password: %w", err)
+		return reset, fmt.Errorf("hash one-time password: %w", err)
 	}
 	if err := s.store.SetPasswordHash(ctx, username, hash, s.now()); err != nil {
-		return "", err
+		return reset, err
 	}
+	reset.Password = password
 	s.log.Info("Password reset", "tester", username)
-	return password, nil
+
+	if t.Deployment.State != DeploymentActive {
+		return reset, nil
+	}
+	gateCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), gateTimeout)
+	defer cancel()
+	req := InstallRequest{Username: username, Gateway: t.Deployment.Gateway, VMAddress: t.Deployment.VMAddress,
+		PasswordHash: hash}
+	if err := s.installer.SetLoginGate(gateCtx, req); err != nil {
+		s.log.Warn("Login gate not updated after a password reset", "tester", username, "error", err)
+		reset.GateWarning = fmt.Sprintf("The login gate on the VM could not be updated (%v), so the old password "+
+			"still opens the cockpit. Press Install again to write the new one.", err)
+	}
+	return reset, nil
 }
 
 // DeleteTester removes a tester's account and history. It returns EConflict

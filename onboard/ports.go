@@ -93,6 +93,10 @@ type Installer interface {
 
 	// Check returns nil when the cockpit URL answers.
 	Check(ctx context.Context, cockpitURL string) error
+
+	// SetLoginGate writes the tester's username and password hash to the
+	// login gate on the VM, so that a new password works at once.
+	SetLoginGate(ctx context.Context, req InstallRequest) error
 }
 
 // Message is one email.

@@ -76,6 +76,15 @@ func (s *Sim) Install(ctx context.Context, req onboard.InstallRequest, progress 
 	return cockpit, nil
 }
 
+// SetLoginGate pretends to write the login gate; the simulated VM has none
+// to check, so it only takes a moment.
+func (s *Sim) SetLoginGate(ctx context.Context, req onboard.InstallRequest) error {
+	if !sleep(ctx, s.delay/10) {
+		return ctx.Err()
+	}
+	return nil
+}
+
 // Check reports whether a simulated cockpit URL answers, which it does for
 // every gateway of the simulated grid.
 func (s *Sim) Check(ctx context.Context, cockpitURL string) error {

@@ -151,6 +151,23 @@ func (s *SSH) Install(ctx context.Context, req onboard.InstallRequest, progress 
 	return cockpit, nil
 }
 
+// SetLoginGate connects to the VM and rewrites the login gate, without
+// running the install command.
+func (s *SSH) SetLoginGate(ctx context.Context, req onboard.InstallRequest) error {
+	if err := onboard.ValidateUsername(req.Username); err != nil {
+		return fmt.Errorf("login gate for %q: %w", req.Username, err)
+	}
+	if req.VMAddress == "" {
+		return fmt.Errorf("the deployment of %s has no VM address", req.Username)
+	}
+	client, err := s.dial(ctx, net.JoinHostPort(req.VMAddress, strconv.Itoa(s.cfg.Port)))
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	return s.writeGate(ctx, client, req)
+}
+
 // dial opens an SSH connection with host key checking, bounding the TCP
 // connect and the handshake by the dial timeout.
 func (s *SSH) dial(ctx context.Context, addr string) (*ssh.Client, error) {

@@ -404,3 +404,29 @@ func TestSSHInstallOutputBounded(t *testing.T) {
 		t.Errorf("a 5000-byte line reached progress as %d bytes", len(fromCommand[0]))
 	}
 }
+
+func TestSSHSetLoginGateRewritesTheHash(t *testing.T) {
+	b := newBench(t)
+	installer := b.installer(t, "true", nil)
+	req := request(t)
+	var out lines
+	if _, err := installer.Install(context.Background(), req, out.add); err != nil {
+		t.Fatalf("install: %v", err)
+	}
+
+	newHash, err := bcrypt.GenerateFromPassword([]byte("a new password"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.PasswordHash = newHash
+	if err := installer.SetLoginGate(context.Background(), req); err != nil {
+		t.Fatalf("set login gate: %v", err)
+	}
+	gate, err := os.ReadFile(b.gate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(gate) != "alice:"+string(newHash)+"\n" {
+		t.Errorf("login gate = %q, want the new hash", gate)
+	}
+}
