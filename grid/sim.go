@@ -205,6 +205,11 @@ func (s *Sim) Deploy(ctx context.Context, req onboard.DeployRequest, record func
 			if !wait(ctx, total*time.Duration(step.share)/100) {
 				return onboard.GridProject{}, ctx.Err()
 			}
+			// A node taken offline midway fails the rest of the deploy.
+			if node, err := s.state.SimNode(ctx, req.NodeID); err != nil || !node.Online {
+				return onboard.GridProject{}, fmt.Errorf("node %s went down while the %s contract was being made",
+					req.NodeID, step.kind)
+			}
 			c, err = s.state.SimCreateContract(ctx, onboard.Contract{
 				Kind: step.kind, Name: step.name, NodeID: req.NodeID, Project: req.Project,
 			}, step.slots, time.Now())

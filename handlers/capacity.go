@@ -34,6 +34,9 @@ func (h *handler) capacityView(c *fiber.Ctx, nodeID string) capacityView {
 		Degraded: cap.Degraded,
 	}
 	switch {
+	case cap.Degraded:
+		v.BlockedReason = fmt.Sprintf("Node %s is marked %s. Clear the mark once the node works again.",
+			cap.NodeID, cap.Reason)
 	case !cap.Online:
 		v.BlockedReason = fmt.Sprintf("Node %s is not usable (%s), so nothing can be provisioned there.", cap.NodeID, cap.Reason)
 	case cap.RoomForTesters < 1:

@@ -23,6 +23,8 @@ func statusOf(code string) int {
 		return http.StatusBadGateway
 	case onboard.ETimeout:
 		return http.StatusGatewayTimeout
+	case onboard.EUnavailable:
+		return http.StatusServiceUnavailable
 	case onboard.EUnauthorized:
 		return http.StatusUnauthorized
 	case onboard.EForbidden:

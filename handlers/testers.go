@@ -203,6 +203,10 @@ func (h *handler) newTesterView(t *onboard.Tester, active, latest *onboard.Onboa
 		v.BusyReason = "An onboarding is running for this tester; its panel above shows the progress. The step buttons come back when it ends."
 		return v
 	}
+	if v.Busy {
+		v.BusyReason = "A step is running for this tester. This block refreshes by itself, and the step buttons come back when it ends."
+		return v
+	}
 	v.CanProvision = d.State == onboard.DeploymentNone || d.State == onboard.DeploymentFailed
 	v.CanInstall = d.State == onboard.DeploymentActive
 	v.CanTeardown = t.HasDeployment() && d.State != onboard.DeploymentProvisioning && d.State != onboard.DeploymentTearingDown
@@ -331,8 +335,8 @@ func (h *handler) provisionTester(c *fiber.Ctx) error {
 	if err := parseBody(c, &f); err != nil {
 		return err
 	}
-	if f.NodeID == "" {
-		f.NodeID = nodeIDParam(c.Query("node_id", h.cfg.DefaultNode))
+	if f.NodeID == "" && !isAPI(c) {
+		f.NodeID = nodeIDParam(h.cfg.DefaultNode)
 	}
 	username := strings.ToLower(c.Params("username"))
 	t, err := h.svc.Provision(userContext(c), username, string(f.NodeID))

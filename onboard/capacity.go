@@ -106,6 +106,10 @@ func refuseUnusable(c Capacity) error {
 	if reason == "" {
 		reason = "offline"
 	}
+	if c.Degraded {
+		return Errorf(ENodeOffline, "Node %s is marked %s. Nothing was created; clear the mark on the testers page "+
+			"once the node works again, or pick another node.", c.NodeID, reason)
+	}
 	return Errorf(ENodeOffline, "Node %s is not usable (%s). Nothing was created; pick another node or try again when it is back.",
 		c.NodeID, reason)
 }

@@ -19,6 +19,7 @@ const (
 	EForbidden     = "forbidden"
 	ETimeout       = "timeout"
 	ECanceled      = "canceled"
+	EUnavailable   = "unavailable"
 	EInternal      = "internal"
 )
 

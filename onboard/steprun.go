@@ -98,7 +98,8 @@ func (s *Service) stepError(ctx context.Context, stage, code string, err error) 
 	var e *Error
 	switch cause := context.Cause(ctx); {
 	case errors.Is(cause, ErrShutdown):
-		return fmt.Errorf("%s stopped: %w", stage, ErrShutdown)
+		return &Error{Code: EUnavailable, Err: ErrShutdown, Message: fmt.Sprintf("The deployer is shutting down, "+
+			"so %s stopped. Once it is back, the step shows as interrupted and can be retried.", stage)}
 	case errors.Is(cause, errCanceled):
 		return &Error{Code: ECanceled, Message: fmt.Sprintf("%s was canceled by an admin.", capitalize(stage)), Err: err}
 	case errors.Is(cause, errStageTimeout):

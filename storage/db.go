@@ -208,6 +208,12 @@ func isUniqueViolation(err error) bool {
 	return false
 }
 
+// isForeignKeyViolation reports whether err is a FOREIGN KEY failure.
+func isForeignKeyViolation(err error) bool {
+	var e *sqlite.Error
+	return errors.As(err, &e) && e.Code() == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY
+}
+
 // notFound returns the ENotFound error for a missing row.
 func notFound(format string, args ...any) error {
 	return onboard.Errorf(onboard.ENotFound, format, args...)

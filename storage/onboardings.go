@@ -139,6 +139,10 @@ func (db *DB) CreateOnboarding(ctx context.Context, o *onboard.Onboarding, newTe
 			conflict = true
 			return err
 		}
+		if isForeignKeyViolation(err) {
+			return onboard.Errorf(onboard.EConflict, "Tester %s was deleted while this start ran. Start again to add it anew.",
+				o.Username)
+		}
 		if err != nil {
 			return fmt.Errorf("insert onboarding: %w", err)
 		}
