@@ -183,10 +183,16 @@ func parseBody(c *fiber.Ctx, dst any) error {
 	mediaType = strings.ToLower(strings.TrimSpace(mediaType))
 	switch {
 	case mediaType == fiber.MIMEApplicationJSON:
+		if err := checkJSONKeys(body, dst); err != nil {
+			return err
+		}
 		if err := decodeJSON(body, dst); err != nil {
 			return err
 		}
 	case mediaType == fiber.MIMEApplicationForm || mediaType == fiber.MIMEMultipartForm:
+		if err := checkFormValues(c); err != nil {
+			return err
+		}
 		if err := c.BodyParser(dst); err != nil {
 			return onboard.Errorf(onboard.EInvalid, "The form could not be read: %s.", clip(err.Error(), 200))
 		}
@@ -196,6 +202,92 @@ func parseBody(c *fiber.Ctx, dst any) error {
 			clip(mediaType, 100))
 	}
 	return checkFieldLengths(dst)
+}
+
+// checkJSONKeys rejects a JSON object whose keys are not valid UTF-8, do
+// not match a field of dst exactly, or repeat. The standard decoder matches
+// keys without regard to case and keeps the last of repeated ones, which
+// would let "Username" override "username" unseen.
+func checkJSONKeys(body []byte, dst any) error {
+	if !utf8.Valid(body) {
+		return onboard.Errorf(onboard.EInvalid, "The JSON body is not valid UTF-8 text.")
+	}
+	allowed := jsonFieldNames(dst)
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil // not an object: decodeJSON reports it
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil
+		}
+		key, _ := tok.(string)
+		switch {
+		case !allowed[key]:
+			return onboard.FieldError(clip(key, 40), "Field %q is unknown here; field names are lowercase, as documented.",
+				clip(key, 40))
+		case seen[key]:
+			return onboard.FieldError(key, "Field %q appears twice; send it once.", key)
+		}
+		seen[key] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return nil
+		}
+	}
+	return nil
+}
+
+// jsonFieldNames returns the json tag names of the struct dst points to.
+func jsonFieldNames(dst any) map[string]bool {
+	names := map[string]bool{}
+	t := reflect.TypeOf(dst)
+	if t.Kind() != reflect.Pointer || t.Elem().Kind() != reflect.Struct {
+		return names
+	}
+	t = t.Elem()
+	for i := 0; i < t.NumField(); i++ {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		if name != "" && name != "-" {
+			names[name] = true
+		}
+	}
+	return names
+}
+
+// checkFormValues rejects a form with a field sent twice or a value that is
+// not valid UTF-8; the form decoder would keep one of the values silently.
+func checkFormValues(c *fiber.Ctx) error {
+	var err error
+	seen := map[string]bool{}
+	visit := func(key, value []byte) {
+		if err != nil {
+			return
+		}
+		name := string(key)
+		switch {
+		case !utf8.Valid(key) || !utf8.Valid(value):
+			err = onboard.FieldError(clip(strings.ToValidUTF8(name, "?"), 40), "Field %q is not valid UTF-8 text.",
+				clip(strings.ToValidUTF8(name, "?"), 40))
+		case seen[name]:
+			err = onboard.FieldError(clip(name, 40), "Field %q appears twice; send it once.", clip(name, 40))
+		}
+		seen[name] = true
+	}
+	c.Request().PostArgs().VisitAll(visit)
+	if err != nil {
+		return err
+	}
+	if form, ferr := c.MultipartForm(); ferr == nil {
+		for name, values := range form.Value {
+			for _, v := range values {
+				visit([]byte(name), []byte(v))
+			}
+		}
+	}
+	return err
 }
 
 // decodeJSON reads exactly one JSON value into dst; an empty body leaves dst

@@ -142,7 +142,9 @@ func isStateChanging(method string) bool {
 func (h *handler) authenticate(c *fiber.Ctx) error {
 	api := isAPI(c)
 	if authz := c.Get(fiber.HeaderAuthorization); authz != "" {
-		token, ok := strings.CutPrefix(authz, "Bearer ")
+		// The scheme name is case-insensitive (RFC 9110, section 11.1).
+		scheme, token, ok := strings.Cut(authz, " ")
+		ok = ok && strings.EqualFold(scheme, "Bearer")
 		if !ok || !api || h.cfg.APIToken == "" || !onboard.EqualSecret(token, h.cfg.APIToken) {
 			return onboard.Errorf(onboard.EUnauthorized, "The bearer token is not valid for this address.")
 		}
@@ -184,9 +186,16 @@ func (h *handler) checkCSRF(c *fiber.Ctx) error {
 	if !isStateChanging(c.Method()) {
 		return nil
 	}
+	// Only the header or the request body: a token in the query string
+	// would end up in logs and browser history.
 	token := c.Get(csrfHeader)
 	if token == "" {
-		token = c.FormValue("_csrf")
+		token = string(c.Request().PostArgs().Peek("_csrf"))
+	}
+	if token == "" {
+		if form, err := c.MultipartForm(); err == nil && len(form.Value["_csrf"]) == 1 {
+			token = form.Value["_csrf"][0]
+		}
 	}
 	if onboard.EqualSecret(token, csrfFrom(c)) {
 		return nil

@@ -315,9 +315,64 @@ func TestExistingAccountGetsNoPassword(t *testing.T) {
 	if _, page := b.Get(t, "/testers/rhea"); strings.Contains(page, "Reset password") {
 		t.Error("an existing account is offered Reset password")
 	}
-	var outbox struct{ Messages []struct{ Tester, Body string } }
+	var outbox struct {
+		Messages []struct{ Tester, Body string }
+	}
 	s.API(t, http.MethodGet, "/api/outbox", nil, &outbox)
 	if len(outbox.Messages) != 1 || !strings.Contains(outbox.Messages[0].Body, "your existing account") {
 		t.Errorf("welcome emails %+v, want one that points to the existing account", outbox.Messages)
+	}
+}
+
+func TestCSRFTokenInTheQueryIsRejected(t *testing.T) {
+	s := testkit.StartServer(t, testkit.Options{})
+	b := s.Login(t)
+	req, _ := http.NewRequest(http.MethodPost, s.URL+"/testers/nobody/reset-password?_csrf="+url.QueryEscape(b.CSRF), nil)
+	resp, err := b.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("a CSRF token in the query: status %d, want 403", resp.StatusCode)
+	}
+}
+
+func TestJSONKeysMustMatchExactly(t *testing.T) {
+	s := testkit.StartServer(t, testkit.Options{})
+	cases := map[string]string{
+		"capitalized key": `{"Username":"zed","full_name":"Z","email":"z@example.org"}`,
+		"repeated key":    `{"username":"zed","username":"zoe","full_name":"Z","email":"z@example.org"}`,
+		"invalid UTF-8":   "{\"username\":\"zed\",\"full_name\":\"Z\xff\",\"email\":\"z@example.org\"}",
+	}
+	for name, body := range cases {
+		t.Run(name, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodPost, s.URL+"/api/testers", strings.NewReader(body))
+			req.Header.Set("Authorization", "bearer "+testkit.Token)
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusBadRequest {
+				t.Errorf("status %d, want 400", resp.StatusCode)
+			}
+		})
+	}
+	var list struct{ Testers []any }
+	s.API(t, http.MethodGet, "/api/testers", nil, &list)
+	if len(list.Testers) != 0 {
+		t.Errorf("%d testers stored from rejected bodies, want 0", len(list.Testers))
+	}
+}
+
+func TestFormFieldSentTwiceIsRejected(t *testing.T) {
+	s := testkit.StartServer(t, testkit.Options{})
+	b := s.Login(t)
+	status, _ := b.Post(t, "/onboardings", url.Values{"username": {"ann", "bob"}, "full_name": {"A"},
+		"email": {"a@example.org"}, "node_id": {"1"}})
+	if status != http.StatusBadRequest {
+		t.Errorf("a form with username twice: status %d, want 400", status)
 	}
 }
