@@ -21,23 +21,25 @@ const (
 	tfNamePrefix = "deployer"
 	// tfNameMax leaves room for the "network" suffix within 36 characters.
 	tfNameMax = 36 - len("network")
-	// tfPlainMax is the longest username kept whole; a longer one, or one
-	// with a hyphen, gets a hashed name of exactly tfNameMax characters.
-	tfPlainMax = tfNameMax - len(tfNamePrefix)
-	// tfHashLen is the length of the hash part of a hashed name.
-	tfHashLen = 8
+	// tfPlainMax is the longest username kept whole. A longer one, or one
+	// with a hyphen, gets a hashed name of exactly tfNameMax characters,
+	// which no plain name reaches, so the two kinds never meet.
+	tfPlainMax = tfNameMax - len(tfNamePrefix) - 1
+	// tfHashLen is the length of the hash part of a hashed name: 64 bits,
+	// so that no one can find two usernames with the same name.
+	tfHashLen = 16
+	// tfUnknownMarker starts the username of the project that an unknown
+	// hashed name maps back to. Usernames cannot have hyphens in their third
+	// and fourth places, which DNS reserves, so no tester has such a name.
+	tfUnknownMarker = "hx--"
 )
 
 // ToolName returns the tfcmd --name of a deployer project. For a username of
-// at most 21 letters and digits it is "deployer" and the username, such as
+// at most 20 letters and digits it is "deployer" and the username, such as
 // "deployeralice". Other usernames get a hashed name: "deployer", the first
-// 13 letters and digits of the username and 8 hexadecimal digits of the
+// 5 letters and digits of the username and 16 hexadecimal digits of the
 // project's SHA-256, padded with zeros to 29 characters. It returns "" for a
 // project outside the deployer's naming.
-//
-// NOTE: a 21-character username of letters and digits could equal the hashed
-// name of another username; by chance that takes a 32-bit hash collision on
-// top of the same first 13 letters.
 func ToolName(project string) string {
 	username := onboard.ProjectTester(project)
 	if username == "" {
@@ -51,6 +53,10 @@ func ToolName(project string) string {
 	}, username)
 	if letters == username && len(username) <= tfPlainMax {
 		return tfNamePrefix + username
+	}
+	if rest, ok := strings.CutPrefix(username, tfUnknownMarker); ok && len(rest) == tfNameMax-len(tfNamePrefix) &&
+		isToolName(tfNamePrefix+rest) {
+		return tfNamePrefix + rest
 	}
 	sum := sha256.Sum256([]byte(project))
 	keep := tfNameMax - len(tfNamePrefix) - tfHashLen
@@ -78,12 +84,17 @@ func isToolName(name string) bool {
 
 // projectOfToolName returns the deployer project of a tool name, looking up
 // hashed names, which cannot be reversed, in the projects the caller has
-// seen. Any other name maps to "deployer-" and the letters and digits after
-// the prefix. For an unknown hashed name, that project has the same tool
-// name, so cleaning it up cancels the right contracts.
+// seen. A plain name maps to "deployer-" and the username after the prefix.
+// An unknown hashed name maps to a project whose username is the marker and
+// the rest of the name; that project has the same tool name, so cleaning it
+// up cancels the right contracts.
 func projectOfToolName(name string, known map[string]string) string {
 	if p, ok := known[name]; ok {
 		return p
 	}
-	return onboard.ProjectName(strings.TrimPrefix(name, tfNamePrefix))
+	rest := strings.TrimPrefix(name, tfNamePrefix)
+	if len(name) == tfNameMax {
+		return onboard.ProjectName(tfUnknownMarker + rest)
+	}
+	return onboard.ProjectName(rest)
 }

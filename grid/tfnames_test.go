@@ -15,7 +15,9 @@ func TestToolNameRules(t *testing.T) {
 	}{
 		{"alice", "deployeralice"},
 		{"bob2", "deployerbob2"},
-		{"abcdefghijklmnopqrstu", "deployerabcdefghijklmnopqrstu"},
+		{"abcdefghijklmnopqrst", "deployerabcdefghijklmnopqrst"},
+		{"abcdefghijklmnopqrstu", ""},
+		{"ab2b10a6f200000000000", ""},
 		{"abcdefghijklmnopqrstuv", ""},
 		{"mary-ann", ""},
 		{"a-b", ""},
@@ -48,6 +50,19 @@ func TestToolNameRules(t *testing.T) {
 	}
 }
 
+func TestPlainAndHashedNamesNeverMeet(t *testing.T) {
+	// A username made of another's hashed name, letters and all, still
+	// gets a name of its own.
+	hashed := ToolName(onboard.ProjectName("a-b"))
+	crafted := strings.TrimPrefix(hashed, tfNamePrefix)
+	if err := onboard.ValidateUsername(crafted); err != nil {
+		t.Fatalf("crafted username %q is not valid: %v", crafted, err)
+	}
+	if got := ToolName(onboard.ProjectName(crafted)); got == hashed {
+		t.Errorf("username %q gets the tool name %q of a-b", crafted, got)
+	}
+}
+
 func TestToolNameRejectsForeignProject(t *testing.T) {
 	for _, project := range []string{"", "myvm", "deployer-"} {
 		if got := ToolName(project); got != "" {
@@ -69,8 +84,8 @@ func TestProjectOfToolNameRoundTrip(t *testing.T) {
 		if got := ToolName(fallback); got != name {
 			t.Errorf("unknown %q maps to %q, whose tool name is %q", name, fallback, got)
 		}
-		if err := onboard.ValidateUsername(onboard.ProjectTester(fallback)); err != nil {
-			t.Errorf("unknown %q maps to %q, whose username is not valid: %v", name, fallback, err)
+		if !onboard.OrphanUsername(onboard.ProjectTester(fallback)) {
+			t.Errorf("unknown %q maps to %q, which orphan cleanup does not take", name, fallback)
 		}
 	}
 }

@@ -45,7 +45,7 @@ func (s *Service) CleanUpOrphans(ctx context.Context, nodeID, project string) (e
 		return err
 	}
 	username := ProjectTester(project)
-	if username == "" || ValidateUsername(username) != nil {
+	if username == "" || !OrphanUsername(username) {
 		return FieldError("project", "Project %q is not under the deployer's naming.", clip(project, 80))
 	}
 	if t, err := s.store.FindTester(ctx, username); err == nil && t.HasDeployment() {

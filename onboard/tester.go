@@ -145,6 +145,9 @@ func ValidateUsername(username string) error {
 		return FieldError("username", "Username must start with a lowercase letter.")
 	case username[len(username)-1] == '-':
 		return FieldError("username", "Username must not end with a hyphen.")
+	case len(username) >= 4 && username[2:4] == "--":
+		return FieldError("username", "Username must not have hyphens in both its third and fourth places; "+
+			"DNS reserves that form for internationalized names.")
 	}
 	for _, r := range username {
 		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
@@ -154,6 +157,25 @@ func ValidateUsername(username string) error {
 		}
 	}
 	return nil
+}
+
+// OrphanUsername reports whether a project's username can be cleaned up as
+// an orphan: a valid username, or a stand-in that a grid backend made for
+// contracts it cannot trace to a username, whose third and fourth places
+// are hyphens and which no tester can have.
+func OrphanUsername(username string) bool {
+	if ValidateUsername(username) == nil {
+		return true
+	}
+	if len(username) < 5 || len(username) > UsernameMaxLen || username[2:4] != "--" {
+		return false
+	}
+	for _, r := range username[:2] + username[4:] {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return true
 }
 
 // ValidateFullName checks a new account's full name: one line of valid
