@@ -18,9 +18,10 @@ import (
 
 // Locals keys.
 const (
-	localRequestID = "request_id"
-	localActor     = "actor"
-	localCSRF      = "csrf"
+	localRequestID   = "request_id"
+	localActor       = "actor"
+	localCSRF        = "csrf"
+	localSessionHash = "session_hash"
 )
 
 // sessionCookie is the name of the admin session cookie.
@@ -39,6 +40,13 @@ func requestID(c *fiber.Ctx) string {
 func actorFrom(c *fiber.Ctx) string {
 	a, _ := c.Locals(localActor).(string)
 	return a
+}
+
+// sessionHashFrom returns the stored form of the request's session id, or
+// "" for a request made with the API token.
+func sessionHashFrom(c *fiber.Ctx) string {
+	h, _ := c.Locals(localSessionHash).(string)
+	return h
 }
 
 func csrfFrom(c *fiber.Ctx) string {
@@ -165,6 +173,7 @@ func (h *handler) authenticate(c *fiber.Ctx) error {
 	}
 	h.admit(c, sess.Admin)
 	c.Locals(localCSRF, onboard.CSRFToken(sid))
+	c.Locals(localSessionHash, sess.IDHash)
 	return h.auditUnrecorded(c, func() error {
 		if err := h.checkCSRF(c); err != nil {
 			return err

@@ -89,6 +89,7 @@ func (h *handler) streamOnboardingEvents(c *fiber.Ctx) error {
 	s := &stream{
 		h: h, id: id, json: isAPI(c), sub: sub, state: o, cursor: cursor, hasCursor: hasCursor,
 		requestID: requestID(c), admin: actorFrom(c), opened: time.Now(), route: c.Route().Path,
+		sessionHash: sessionHashFrom(c), sessionCheck: time.Now(),
 	}
 	c.Status(fiber.StatusOK)
 	head := responseHead(c)
@@ -152,16 +153,9 @@ func responseHead(c *fiber.Ctx) []byte {
 func (h *handler) closeStream(c *fiber.Ctx, id, message string) error {
 	setStreamHeaders(c)
 	c.Locals(localStreaming, nil)
-	var data []byte
-	if isAPI(c) {
-		data, _ = json.Marshal(errorBody{Error: errorJSON{Code: onboard.ENotFound, Message: message}})
-	} else {
-		var buf bytes.Buffer
-		target := "ob-" + id + "-result"
-		if err := h.Views.Render(&buf, "partials/stream_closed", map[string]string{"Target": target, "Message": message}); err != nil {
-			return err
-		}
-		data = buf.Bytes()
+	data, err := h.closingData(id, isAPI(c), onboard.ENotFound, message)
+	if err != nil {
+		return err
 	}
 	var out bytes.Buffer
 	writeEvent(&out, 1, streamDone, data)
@@ -169,6 +163,25 @@ func (h *handler) closeStream(c *fiber.Ctx, id, message string) error {
 	c.Response().SetBody(out.Bytes())
 	return nil
 }
+
+// closingData returns the data of a closing event that ends a stream with a
+// message instead of the onboarding's state: a JSON error for the API, or a
+// fragment that replaces the panel's result block for pages.
+func (h *handler) closingData(id string, api bool, code, message string) ([]byte, error) {
+	if api {
+		return json.Marshal(errorBody{Error: errorJSON{Code: code, Message: message}})
+	}
+	var buf bytes.Buffer
+	target := "ob-" + id + "-result"
+	if err := h.Views.Render(&buf, "partials/stream_closed", map[string]string{"Target": target, "Message": message}); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// sessionCheckInterval is how often a stream opened with a session checks
+// that the session still exists, so that a logout ends the admin's streams.
+const sessionCheckInterval = 5 * time.Second
 
 // stream is one open event stream. Only its run goroutine touches it.
 type stream struct {
@@ -187,6 +200,10 @@ type stream struct {
 	sent      int
 	// route is the route pattern, for the log line written at close.
 	route string
+	// sessionHash identifies the admin session that opened the stream, or
+	// is empty for the API token.
+	sessionHash  string
+	sessionCheck time.Time
 }
 
 // run owns the response writer: it selects over the subscription, the
@@ -225,6 +242,11 @@ func (s *stream) run(w *bufio.Writer) {
 				return
 			}
 		case <-heartbeat.C:
+			if !s.sessionActive() {
+				reason = "session ended"
+				s.sendClosing(w, onboard.EUnauthorized, "Your session ended. Log in again to follow this onboarding.")
+				return
+			}
 			if _, err := w.WriteString(": heartbeat\n\n"); err != nil || w.Flush() != nil {
 				return
 			}
@@ -235,6 +257,27 @@ func (s *stream) run(w *bufio.Writer) {
 			w.Flush()
 			return
 		}
+	}
+}
+
+// sessionActive reports whether the session that opened the stream still
+// exists, checking at most every sessionCheckInterval.
+func (s *stream) sessionActive() bool {
+	if s.sessionHash == "" || time.Since(s.sessionCheck) < sessionCheckInterval {
+		return true
+	}
+	s.sessionCheck = time.Now()
+	return s.h.auth.SessionActive(context.Background(), s.sessionHash)
+}
+
+// sendClosing ends the stream with a message in place of the final state.
+func (s *stream) sendClosing(w *bufio.Writer, code, message string) {
+	data, err := s.h.closingData(s.id, s.json, code, message)
+	if err != nil {
+		return
+	}
+	if writeEvent(w, s.last+1, streamDone, data) == nil {
+		w.Flush()
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"runtime"
 	"strings"
 	"sync"
@@ -355,5 +356,46 @@ func TestCursorPastTheNewestEventSkipsNothing(t *testing.T) {
 	}
 	if stages == 0 {
 		t.Error("a cursor past the newest event skipped every later stage event")
+	}
+}
+
+func TestLogoutEndsTheAdminsStreams(t *testing.T) {
+	s := testkit.StartServer(t, testkit.Options{Delay: 30 * time.Second})
+	o, _ := s.Start(t, "yara")
+	b := s.Login(t)
+	resp, err := b.Client.Get(s.URL + "/onboardings/" + o.ID + "/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	r := testkit.NewSSEReader(resp.Body)
+	if e, err := r.Next(); err != nil || e.Name != "snapshot" {
+		t.Fatalf("first event %+v, %v; want the snapshot", e, err)
+	}
+	if status, _ := b.Post(t, "/logout", url.Values{"_csrf": {b.CSRF}}); status >= 400 {
+		t.Fatalf("logout: status %d", status)
+	}
+
+	closed := make(chan testkit.Event, 1)
+	go func() {
+		for {
+			e, err := r.Next()
+			if err != nil {
+				close(closed)
+				return
+			}
+			if e.Name == "done" {
+				closed <- e
+				return
+			}
+		}
+	}()
+	select {
+	case e, ok := <-closed:
+		if !ok || !strings.Contains(e.Data, "session ended") {
+			t.Errorf("the stream ended with %+v, want a closing event that says the session ended", e)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the stream stayed open 15 s after logout")
 	}
 }

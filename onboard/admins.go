@@ -332,6 +332,20 @@ func (a *Auth) Session(ctx context.Context, id string) (*Session, error) {
 	return s, nil
 }
 
+// SessionActive reports whether the session with the stored id hash still
+// exists and has not gone idle. A read that fails counts as active, so that
+// a passing database error does not end streams.
+func (a *Auth) SessionActive(ctx context.Context, idHash string) bool {
+	s, err := a.store.FindSession(ctx, idHash)
+	if ErrorCode(err) == ENotFound {
+		return false
+	}
+	if err != nil {
+		return true
+	}
+	return a.now().UTC().Sub(s.LastSeenAt) <= a.idle
+}
+
 // Logout ends the session; an unknown id is not an error.
 func (a *Auth) Logout(ctx context.Context, id string) error {
 	if id == "" {
