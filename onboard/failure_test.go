@@ -358,7 +358,7 @@ func TestRestartAtTheLastSlotReusesItsReservation(t *testing.T) {
 	second := newEnv(t, envOptions{slots: 2, delay: 10 * time.Millisecond, path: path})
 	o := second.waitFinished(t, res.Onboarding.ID, 15*time.Second)
 	if o.Status != onboard.StatusSucceeded {
-		t.Fatalf("after the restart: %s (%s: %s), want succeeded", o.Status, o.ErrorCode, o.ErrorMessage)
+		t.Fatalf("after the restart: %s (%s: %s), want succeeded\n%s", o.Status, o.ErrorCode, o.ErrorMessage, second.logs.String())
 	}
 	c, _ := second.svc.Capacity(ctx, "1")
 	if c.ReservedSlots != 0 || c.FreeSlots != 0 {

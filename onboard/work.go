@@ -39,11 +39,14 @@ func (r *Runner) work(ctx context.Context, launched *Onboarding, release func())
 		if err == nil {
 			continue
 		}
+		// Any error once the worker's context ended comes from the stop, such
+		// as a read cut short, and must not fail the onboarding.
+		cause := context.Cause(ctx)
 		switch {
-		case isShutdown(err) || errors.Is(context.Cause(ctx), errLeaseLost):
+		case isShutdown(err) || errors.Is(cause, ErrShutdown) || errors.Is(cause, errLeaseLost):
 			r.log.Info("Onboarding paused", "onboarding_id", id, "tester", o.Username, "node_id", o.NodeID,
 				"stage", stage, "reason", context.Cause(ctx))
-		case errors.Is(context.Cause(ctx), errCanceled):
+		case errors.Is(cause, errCanceled):
 			r.finishCanceled(o, stage, release)
 		default:
 			r.fail(o, stage, err, release)
