@@ -257,9 +257,9 @@ func TestLoginLimitedPerAccount(t *testing.T) {
 		t.Fatalf("add admin ops: status %d: %s", r.Status, r.Body)
 	}
 
-	// Ten failures for one account from ten addresses block the account,
-	// and only it.
-	for i := 0; i < 10; i++ {
+	// Fifty failures for one account from fifty addresses block the
+	// account, and only it.
+	for i := 0; i < 50; i++ {
 		r := loginForm(t, s, "ops", "wrong password", "", map[string]string{"X-Forwarded-For": fmt.Sprintf("10.0.0.%d", i)})
 		if r.Status != http.StatusUnauthorized {
 			t.Fatalf("failed login %d: status %d, want 401", i, r.Status)

@@ -66,11 +66,15 @@ type AdminStore interface {
 	DeleteIdleSessions(ctx context.Context, before time.Time) error
 }
 
-// A client address or an account is blocked for loginWindow after
-// loginMaxFailures failed logins within that window.
+// A client address is blocked for loginWindow after loginMaxFailures failed
+// logins within that window, and an account after accountMaxFailures. The
+// account's limit is higher, so that one address guessing at an account
+// cannot lock its admin out; it still caps guesses spread over many
+// addresses.
 const (
-	loginMaxFailures = 10
-	loginWindow      = 15 * time.Minute
+	loginMaxFailures   = 10
+	accountMaxFailures = 50
+	loginWindow        = 15 * time.Minute
 )
 
 // Auth logs admins in and out and checks sessions. It is safe for
@@ -110,7 +114,7 @@ func NewAuth(store AdminStore, opts AuthOptions, log *slog.Logger) *Auth {
 	}
 	return &Auth{
 		store: store, idle: opts.Idle, cost: opts.BcryptCost, log: log, now: opts.Now,
-		limiter: newLoginLimiter(loginMaxFailures, loginWindow),
+		limiter: newLoginLimiter(loginMaxFailures, accountMaxFailures, loginWindow),
 	}
 }
 
@@ -393,16 +397,25 @@ func lowerFirst(s string) string {
 	return string(s[0]|0x20) + s[1:]
 }
 
-// loginLimiter blocks a key after max failures within window.
+// loginLimiter blocks a key after its maximum of failures within window:
+// maxAddr for "addr:" keys, maxUser for "user:" keys.
 type loginLimiter struct {
-	mu     sync.Mutex
-	max    int
-	window time.Duration
-	fails  map[string][]time.Time
+	mu      sync.Mutex
+	maxAddr int
+	maxUser int
+	window  time.Duration
+	fails   map[string][]time.Time
 }
 
-func newLoginLimiter(max int, window time.Duration) *loginLimiter {
-	return &loginLimiter{max: max, window: window, fails: map[string][]time.Time{}}
+func newLoginLimiter(maxAddr, maxUser int, window time.Duration) *loginLimiter {
+	return &loginLimiter{maxAddr: maxAddr, maxUser: maxUser, window: window, fails: map[string][]time.Time{}}
+}
+
+func (l *loginLimiter) max(key string) int {
+	if strings.HasPrefix(key, "user:") {
+		return l.maxUser
+	}
+	return l.maxAddr
 }
 
 // blocked returns how long the first blocked key stays blocked, or 0.
@@ -411,7 +424,7 @@ func (l *loginLimiter) blocked(now time.Time, keys ...string) time.Duration {
 	defer l.mu.Unlock()
 	for _, k := range keys {
 		recent := l.prune(now, k)
-		if len(recent) >= l.max {
+		if len(recent) >= l.max(k) {
 			return recent[0].Add(l.window).Sub(now)
 		}
 	}
@@ -425,7 +438,7 @@ func (l *loginLimiter) fail(now time.Time, keys ...string) (tripped []string) {
 	defer l.mu.Unlock()
 	for _, k := range keys {
 		l.fails[k] = append(l.prune(now, k), now)
-		if len(l.fails[k]) == l.max {
+		if len(l.fails[k]) == l.max(k) {
 			tripped = append(tripped, k)
 		}
 	}
