@@ -39,6 +39,10 @@ func BackupFile(ctx context.Context, src, dst string) error {
 	if err := vacuumInto(ctx, src, tmp); err != nil {
 		return err
 	}
+	// The copy holds password hashes; only its owner may read it.
+	if err := os.Chmod(tmp, 0o600); err != nil {
+		return fmt.Errorf("back up to %s: %w", dst, err)
+	}
 	if err := syncFile(tmp); err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"os"
 	"sort"
 	"strings"
 	"time"
@@ -60,6 +61,13 @@ func dsn(path string, readOnly bool) string {
 
 // Open opens or creates the database at path and applies pending migrations.
 func Open(ctx context.Context, path string) (*DB, error) {
+	// The database holds password hashes, so a new file is readable by its
+	// owner alone; SQLite gives the -wal and -shm files the same mode.
+	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+		f.Close()
+	} else if !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("create database %s: %w", path, err)
+	}
 	write, err := sql.Open("sqlite", dsn(path, false))
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", path, err)

@@ -3,6 +3,7 @@ package storage_test
 import (
 	"context"
 	"database/sql"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -299,4 +300,27 @@ func TestEveryPooledConnectionHasThePragmas(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+func TestNewDatabaseFilesAreOwnerOnly(t *testing.T) {
+	db, path := mustOpenDB(t)
+	if _, err := db.CreateTester(context.Background(), newTester("ora")); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{path, path + "-wal", path + "-shm"} {
+		info, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mode := info.Mode().Perm(); mode&0o077 != 0 {
+			t.Errorf("%s has mode %v, want no access for group and others", filepath.Base(f), mode)
+		}
+	}
+	backup := filepath.Join(t.TempDir(), "copy.db")
+	if err := storage.BackupFile(context.Background(), path, backup); err != nil {
+		t.Fatal(err)
+	}
+	if info, err := os.Stat(backup); err != nil || info.Mode().Perm()&0o077 != 0 {
+		t.Errorf("backup mode %v (%v), want no access for group and others", info.Mode().Perm(), err)
+	}
 }
