@@ -390,7 +390,10 @@ func (s *stream) sendDone(w *bufio.Writer) error {
 	var err error
 	if s.json {
 		var data []byte
-		data, err = json.Marshal(newOnboardingJSON(s.state))
+		data, err = json.Marshal(doneJSON{
+			onboardingJSON: newOnboardingJSON(s.state), Stage: s.state.CurrentStage().Name,
+			TS: formatJSONTime(s.state.UpdatedAt),
+		})
 		fields = dataFields(data)
 	} else {
 		fields, err = s.panelFields()
@@ -403,6 +406,15 @@ func (s *stream) sendDone(w *bufio.Writer) error {
 		return err
 	}
 	return w.Flush()
+}
+
+// doneJSON is the data of a JSON stream's closing event: the onboarding,
+// with the stage it ended at and the time of its last event, like every
+// other event's data.
+type doneJSON struct {
+	onboardingJSON
+	Stage string `json:"stage"`
+	TS    string `json:"ts"`
 }
 
 // panelParts renders the panel's parts for out-of-band swaps.
