@@ -72,7 +72,9 @@ func (h *handler) showOnboardingPage(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	p := onboardingPage{page: h.page(c, "Onboarding "+o.Username, "onboardings"), Panel: newPanelView(o, ""), Events: events}
+	panel := newPanelView(o, "")
+	panel.OnDetailsPage = true
+	p := onboardingPage{page: h.page(c, "Onboarding "+o.Username, "onboardings"), Panel: panel, Events: events}
 	return h.renderPage(c, http.StatusOK, "pages/onboarding", p)
 }
 
@@ -99,6 +101,9 @@ func (h *handler) showStageLog(c *fiber.Ctx) error {
 		return onboard.FieldError("stage", "Stage %q is unknown; use adding, provisioning, installing or ready.", stage)
 	}
 	attempt, _ := strconv.Atoi(c.Query("attempt", "0"))
+	if _, err := h.Runner.Onboarding(userContext(c), c.Params("id")); err != nil {
+		return err
+	}
 	lines, err := h.Runner.StageLog(userContext(c), c.Params("id"), stage, attempt)
 	if err != nil {
 		return err

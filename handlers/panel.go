@@ -32,6 +32,8 @@ type panelView struct {
 	Live bool
 	// OOB marks the parts for out-of-band swaps, in stream messages.
 	OOB bool
+	// OnDetailsPage leaves out the link to the page the panel is on.
+	OnDetailsPage bool
 }
 
 func newPanelView(o *onboard.Onboarding, oneTimePassword string) panelView {

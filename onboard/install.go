@@ -38,7 +38,7 @@ func (s *Service) install(ctx context.Context, run *stepRun) error {
 		return err
 	}
 	if t.Deployment.State != DeploymentActive {
-		return Errorf(EConflict, "%s has no active deployment to install on. Press Provision first.", username)
+		return Errorf(EConflict, "%s has no active deployment to install on. Provision it first.", username)
 	}
 	if err := s.store.SetInstallState(ctx, username, InstallInstalling, "", s.now()); err != nil {
 		return err

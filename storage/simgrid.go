@@ -31,7 +31,8 @@ func simNode(ctx context.Context, q interface {
 		(SELECT coalesce(sum(slots), 0) FROM sim_contracts WHERE node_id = ?1 AND state = 'created')
 		FROM sim_nodes WHERE node_id = ?1`, nodeID).Scan(&n.TotalSlots, &online, &n.UsedSlots)
 	if err == sql.ErrNoRows {
-		return n, notFound("Node %s is not on the simulated grid. Add it with POST /api/sim/node.", nodeID)
+		return n, notFound("Node %s is not on the simulated grid. Add it in the simulated grid panel of the testers page, "+
+			"or with POST /api/sim/node.", nodeID)
 	}
 	if err != nil {
 		return n, fmt.Errorf("read simulated node %s: %w", nodeID, err)
