@@ -202,7 +202,7 @@ func (s *Sim) Deploy(ctx context.Context, req onboard.DeployRequest, record func
 		}
 		c, found := findContract(existing, step.kind)
 		if !found {
-			if !wait(ctx, total*time.Duration(step.share)/100) {
+			if !onboard.Sleep(ctx, total*time.Duration(step.share)/100) {
 				return onboard.GridProject{}, ctx.Err()
 			}
 			// A node taken offline midway fails the rest of the deploy.
@@ -231,7 +231,7 @@ func (s *Sim) Deploy(ctx context.Context, req onboard.DeployRequest, record func
 // silent for a while for FaultTimeout.
 func (s *Sim) fail(ctx context.Context, mode string, req onboard.DeployRequest, total time.Duration) error {
 	if mode == FaultTimeout {
-		if !wait(ctx, total) {
+		if !onboard.Sleep(ctx, total) {
 			return ctx.Err()
 		}
 		return fmt.Errorf("simulated fault: no answer after creating the VM of %s: %w", req.Project, onboard.ErrGridTimeout)
@@ -259,7 +259,7 @@ func (s *Sim) Cancel(ctx context.Context, nodeID, project, runID string) error {
 	if err != nil {
 		return err
 	}
-	if !wait(ctx, s.stageDuration()/2) {
+	if !onboard.Sleep(ctx, s.stageDuration()/2) {
 		return ctx.Err()
 	}
 	if faulted {
@@ -300,21 +300,6 @@ func simVMAddress(contracts []onboard.Contract) string {
 		return ""
 	}
 	return fmt.Sprintf("10.20.%d.%d", c.ID/250%250, 2+c.ID%250)
-}
-
-// wait sleeps for d or until ctx ends; it reports whether d passed.
-func wait(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 // Nodes returns every simulated node.

@@ -302,7 +302,7 @@ func (t *ThreeFold) Cancel(ctx context.Context, nodeID, project, runID string) e
 			return fmt.Errorf("the Grid Proxy still lists %d contracts of project %s %s after tfcmd cancelled them: %w",
 				len(left), project, t.cfg.ListWait, onboard.ErrGridTimeout)
 		}
-		if !wait(ctx, t.cfg.ListPoll) {
+		if !onboard.Sleep(ctx, t.cfg.ListPoll) {
 			return context.Cause(ctx)
 		}
 	}
@@ -515,7 +515,7 @@ func (w *watch) waitListed(ctx context.Context, want []string) error {
 			return fmt.Errorf("tfcmd finished, but the Grid Proxy did not list the %s contract of %s within %s: %w",
 				missing, w.name, w.t.cfg.ListWait, onboard.ErrGridTimeout)
 		}
-		if !wait(ctx, w.t.cfg.ListPoll) {
+		if !onboard.Sleep(ctx, w.t.cfg.ListPoll) {
 			return context.Cause(ctx)
 		}
 	}

@@ -1,20 +1,19 @@
 package mail_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"log/slog"
 	"net"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"deployer/grid"
 	"deployer/internal/smtptest"
 	"deployer/mail"
+	"deployer/internal/testkit"
 	"deployer/onboard"
 	"deployer/stack"
 	"deployer/storage"
@@ -31,25 +30,9 @@ type flow struct {
 	svc    *onboard.Service
 	runner *onboard.Runner
 	outbox *onboard.Outbox
-	logs   *syncBuffer
+	logs   *testkit.LogBuffer
 }
 
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 func startFlow(tb testing.TB, sender onboard.Mailer) *flow {
 	tb.Helper()
@@ -58,7 +41,7 @@ func startFlow(tb testing.TB, sender onboard.Mailer) *flow {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &testkit.LogBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 
 	sim := grid.NewSim(db, 0, 16)

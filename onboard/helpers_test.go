@@ -1,15 +1,14 @@
 package onboard_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"deployer/grid"
+	"deployer/internal/testkit"
 	"deployer/onboard"
 	"deployer/stack"
 	"deployer/storage"
@@ -24,25 +23,9 @@ type env struct {
 	svc    *onboard.Service
 	runner *onboard.Runner
 	hub    *onboard.Hub
-	logs   *syncBuffer
+	logs   *testkit.LogBuffer
 }
 
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 type envOptions struct {
 	slots int
@@ -72,7 +55,7 @@ func newEnv(tb testing.TB, o envOptions) *env {
 		o.opts.BcryptCost = bcrypt.MinCost
 	}
 	db := mustOpenDB(tb, o.path)
-	logs := &syncBuffer{}
+	logs := &testkit.LogBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	sim := grid.NewSim(db, o.delay, o.slots)
 	if err := sim.EnsureNode(context.Background(), "1"); err != nil {

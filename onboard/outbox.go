@@ -56,17 +56,7 @@ func (o *Outbox) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	o.cancel()
-	done := make(chan struct{})
-	go func() {
-		o.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return waitGroup(ctx, &o.wg)
 }
 
 func (o *Outbox) loop(ctx context.Context) {

@@ -33,7 +33,7 @@ func (r *Runner) Start(ctx context.Context) error {
 // sweep takes over running onboardings whose lease expired, which happens
 // only when a worker stopped without finishing.
 func (r *Runner) sweep() {
-	for sleep(r.ctx, r.svc.opts.LeaseTTL) {
+	for Sleep(r.ctx, r.svc.opts.LeaseTTL) {
 		running, err := r.store.ListRunningOnboardings(r.ctx)
 		if err != nil {
 			if r.ctx.Err() == nil {

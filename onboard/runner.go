@@ -261,17 +261,10 @@ func (r *Runner) Shutdown(ctx context.Context) error {
 	r.mu.Unlock()
 	r.cancel(ErrShutdown)
 
-	done := make(chan struct{})
-	go func() {
-		r.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("runner shutdown: %w", ctx.Err())
+	if err := waitGroup(ctx, &r.wg); err != nil {
+		return fmt.Errorf("runner shutdown: %w", err)
 	}
+	return nil
 }
 
 // Running returns the number of onboardings this process is working on.
@@ -281,8 +274,12 @@ func (r *Runner) Running() int {
 	return len(r.workers)
 }
 
-// sleep waits for d or until ctx ends; it reports whether d passed.
-func sleep(ctx context.Context, d time.Duration) bool {
+// Sleep waits for d or until ctx ends, and reports whether d passed. A d of
+// zero or less returns at once, false only when ctx has ended.
+func Sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -290,6 +287,22 @@ func sleep(ctx context.Context, d time.Duration) bool {
 		return true
 	case <-ctx.Done():
 		return false
+	}
+}
+
+// waitGroup waits for wg until ctx ends; it returns ctx's error when ctx
+// ended first.
+func waitGroup(ctx context.Context, wg *sync.WaitGroup) error {
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 

@@ -171,17 +171,7 @@ func (s *Service) runDetached(ctx context.Context, fn func(ctx context.Context) 
 // until ctx ends.
 func (s *Service) Shutdown(ctx context.Context) error {
 	s.stop(ErrShutdown)
-	done := make(chan struct{})
-	go func() {
-		s.work.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return waitGroup(ctx, &s.work)
 }
 
 func (s *Service) now() time.Time { return s.opts.Now().UTC() }

@@ -61,7 +61,7 @@ func (r *Runner) work(ctx context.Context, launched *Onboarding, release func())
 // carries the onboarding's ids.
 func (r *Runner) renewLease(ctx context.Context, id string, log *slog.Logger) {
 	ttl := r.svc.opts.LeaseTTL
-	for sleep(ctx, ttl/3) {
+	for Sleep(ctx, ttl/3) {
 		ok, err := r.store.RenewLease(ctx, id, r.owner, r.svc.now().Add(ttl))
 		if err != nil {
 			log.Warn("Lease renewal failed", "error", err)

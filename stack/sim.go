@@ -69,7 +69,7 @@ func (s *Sim) Install(ctx context.Context, req onboard.InstallRequest, progress 
 			return "", fmt.Errorf("simulated fault: the install command exited with status 1 on %s", req.VMAddress)
 		}
 		progress(line)
-		if !sleep(ctx, step) {
+		if !onboard.Sleep(ctx, step) {
 			return "", ctx.Err()
 		}
 	}
@@ -79,7 +79,7 @@ func (s *Sim) Install(ctx context.Context, req onboard.InstallRequest, progress 
 // SetLoginGate pretends to write the login gate; the simulated VM has none
 // to check, so it only takes a moment.
 func (s *Sim) SetLoginGate(ctx context.Context, req onboard.InstallRequest) error {
-	if !sleep(ctx, s.delay/10) {
+	if !onboard.Sleep(ctx, s.delay/10) {
 		return ctx.Err()
 	}
 	return nil
@@ -92,18 +92,4 @@ func (s *Sim) Check(ctx context.Context, cockpitURL string) error {
 		return nil
 	}
 	return fmt.Errorf("%s is not a simulated cockpit", cockpitURL)
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
