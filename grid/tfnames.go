@@ -86,7 +86,7 @@ func isToolName(name string) bool {
 // hashed names, which cannot be reversed, in the projects the caller has
 // seen. A plain name maps to "deployer-" and the username after the prefix.
 // An unknown hashed name maps to a project whose username is the marker and
-// the rest of the name; that project has the same tool name, so cleaning it
+// the rest of the name. That project has the same tool name, so cleaning it
 // up cancels the right contracts.
 func projectOfToolName(name string, known map[string]string) string {
 	if p, ok := known[name]; ok {

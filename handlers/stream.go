@@ -128,7 +128,7 @@ func (d deadlineWriter) Write(p []byte) (int, error) {
 
 // responseHead returns the status line and the headers set so far, for a
 // response written on a hijacked connection. The body runs until the
-// connection closes, so the head says Connection: close.
+// connection closes, so the head sets Connection: close.
 func responseHead(c *fiber.Ctx) []byte {
 	var b bytes.Buffer
 	b.WriteString("HTTP/1.1 200 OK\r\n")
@@ -146,7 +146,7 @@ func responseHead(c *fiber.Ctx) []byte {
 	return b.Bytes()
 }
 
-// closeStream answers a stream that cannot be followed, because the
+// closeStream responds to a stream that cannot be followed, because the
 // onboarding is unknown or the session ended, with a message and the closing
 // event, and status 200: the SSE extension reconnects forever after any
 // other status.
