@@ -68,7 +68,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	} else if !errors.Is(err, fs.ErrExist) {
 		return nil, fmt.Errorf("create database %s: %w", path, err)
 	}
-	write, err := sql.Open("sqlite", dsn(path, false))
+	write, err := openPool(dsn(path, false))
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
@@ -80,7 +80,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		return nil, err
 	}
 
-	read, err := sql.Open("sqlite", dsn(path, true))
+	read, err := openPool(dsn(path, true))
 	if err != nil {
 		write.Close()
 		return nil, fmt.Errorf("open database %s for reading: %w", path, err)
