@@ -14,7 +14,7 @@ var _ onboard.AdminStore = (*DB)(nil)
 // CreateAdmin inserts an admin and reports whether it did.
 func (db *DB) CreateAdmin(ctx context.Context, a onboard.Admin) (bool, error) {
 	var ok bool
-	err := db.update(ctx, func(tx *sql.Tx) error {
+	err := db.update(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO admins (username, password_hash, created_at, updated_at)
 			VALUES (?, ?, ?, ?) ON CONFLICT (username) DO NOTHING`,
 			a.Username, a.PasswordHash, formatTime(a.CreatedAt), formatTime(a.UpdatedAt))
@@ -66,7 +66,7 @@ func (db *DB) ListAdmins(ctx context.Context) ([]onboard.Admin, error) {
 
 // SetAdminPassword stores a new hash and ends the admin's sessions.
 func (db *DB) SetAdminPassword(ctx context.Context, username string, hash []byte, now time.Time) error {
-	return db.update(ctx, func(tx *sql.Tx) error {
+	return db.update(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, "UPDATE admins SET password_hash = ?, updated_at = ? WHERE username = ?",
 			hash, formatTime(now), username)
 		if err := checkAffected(res, err, "Admin "+username); err != nil {
@@ -79,7 +79,7 @@ func (db *DB) SetAdminPassword(ctx context.Context, username string, hash []byte
 
 // CreateSession stores a session by the hash of its id.
 func (db *DB) CreateSession(ctx context.Context, s onboard.Session) error {
-	return db.update(ctx, func(tx *sql.Tx) error {
+	return db.update(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO sessions (id_hash, admin, created_at, last_seen_at) VALUES (?, ?, ?, ?)`,
 			s.IDHash, s.Admin, formatTime(s.CreatedAt), formatTime(s.LastSeenAt))
 		return err
@@ -104,7 +104,7 @@ func (db *DB) FindSession(ctx context.Context, idHash string) (*onboard.Session,
 
 // TouchSession records that the session was used.
 func (db *DB) TouchSession(ctx context.Context, idHash string, now time.Time) error {
-	return db.update(ctx, func(tx *sql.Tx) error {
+	return db.update(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, "UPDATE sessions SET last_seen_at = ? WHERE id_hash = ?", formatTime(now), idHash)
 		return err
 	})
@@ -112,7 +112,7 @@ func (db *DB) TouchSession(ctx context.Context, idHash string, now time.Time) er
 
 // DeleteSession removes a session.
 func (db *DB) DeleteSession(ctx context.Context, idHash string) error {
-	return db.update(ctx, func(tx *sql.Tx) error {
+	return db.update(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, "DELETE FROM sessions WHERE id_hash = ?", idHash)
 		return err
 	})
@@ -120,7 +120,7 @@ func (db *DB) DeleteSession(ctx context.Context, idHash string) error {
 
 // DeleteIdleSessions removes sessions last seen before the cutoff.
 func (db *DB) DeleteIdleSessions(ctx context.Context, before time.Time) error {
-	return db.update(ctx, func(tx *sql.Tx) error {
+	return db.update(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, "DELETE FROM sessions WHERE last_seen_at < ?", formatTime(before))
 		return err
 	})

@@ -11,7 +11,7 @@ import (
 
 // RecordAudit appends an entry to the audit log.
 func (db *DB) RecordAudit(ctx context.Context, e onboard.AuditEntry) error {
-	return db.update(ctx, func(tx *sql.Tx) error {
+	return db.update(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO audit_log (actor, action, tester, node_id, outcome, detail, created_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?)`, e.Actor, e.Action, e.Tester, e.NodeID, e.Outcome, e.Detail, formatTime(e.Time))
 		return err

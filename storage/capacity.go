@@ -65,7 +65,7 @@ func (db *DB) NodeLandedSlots(ctx context.Context, nodeID string) (int64, error)
 
 // BeginProvision checks the room and reserves in one immediate transaction.
 func (db *DB) BeginProvision(ctx context.Context, p onboard.ProvisionStart, now time.Time) error {
-	return db.update(ctx, func(tx *sql.Tx) error {
+	return db.update(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		if err := ensureNode(ctx, tx, p.NodeID, now); err != nil {
 			return err
 		}
@@ -133,7 +133,7 @@ func reserve(ctx context.Context, tx *sql.Tx, p onboard.ProvisionStart, now time
 
 // RecordContract adds a contract; a VM contract lands the reservation.
 func (db *DB) RecordContract(ctx context.Context, username string, c onboard.Contract) error {
-	return db.update(ctx, func(tx *sql.Tx) error {
+	return db.update(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO contracts (id, username, kind, name, node_id, project, created_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
 			c.ID, username, c.Kind, c.Name, c.NodeID, c.Project, formatTime(time.Now())); err != nil {
@@ -172,7 +172,7 @@ func releaseReservation(ctx context.Context, tx *sql.Tx, username string) error 
 
 // FinishProvision turns the reservation into an active deployment.
 func (db *DB) FinishProvision(ctx context.Context, username string, p onboard.GridProject, now time.Time) error {
-	return db.update(ctx, func(tx *sql.Tx) error {
+	return db.update(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		if err := landReservation(ctx, tx, username); err != nil {
 			return err
 		}
@@ -195,7 +195,7 @@ func (db *DB) FinishProvision(ctx context.Context, username string, p onboard.Gr
 
 // FailProvision records the failure and releases the reservation.
 func (db *DB) FailProvision(ctx context.Context, username, reason string, cleared bool, now time.Time) error {
-	return db.update(ctx, func(tx *sql.Tx) error {
+	return db.update(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		if err := releaseReservation(ctx, tx, username); err != nil {
 			return err
 		}
@@ -211,7 +211,7 @@ func (db *DB) FailProvision(ctx context.Context, username, reason string, cleare
 
 // SetNodeHealth sets or clears the degraded mark and resets the failures.
 func (db *DB) SetNodeHealth(ctx context.Context, nodeID string, degraded bool, reason string, now time.Time) error {
-	return db.update(ctx, func(tx *sql.Tx) error {
+	return db.update(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		if err := ensureNode(ctx, tx, nodeID, now); err != nil {
 			return err
 		}
@@ -224,7 +224,7 @@ func (db *DB) SetNodeHealth(ctx context.Context, nodeID string, degraded bool, r
 // CountNodeFailure adds one failure and degrades the node at threshold.
 func (db *DB) CountNodeFailure(ctx context.Context, nodeID string, threshold int, reason string, now time.Time) (int, error) {
 	var failures int
-	err := db.update(ctx, func(tx *sql.Tx) error {
+	err := db.update(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		if err := ensureNode(ctx, tx, nodeID, now); err != nil {
 			return err
 		}

@@ -29,13 +29,15 @@ var migrations embed.FS
 // order is time order and SQLite's date functions read them.
 const timeFormat = "2006-01-02T15:04:05.000000000Z"
 
-// DB is an open deployer database: one connection for writes, so that
-// writers queue in Go instead of meeting SQLITE_BUSY, and a pool for reads,
-// which WAL lets run beside the writer. DB is safe for concurrent use.
+// DB is an open deployer database: one connection for writes, owned by one
+// goroutine, so that writers queue in Go instead of meeting SQLITE_BUSY and
+// the writes queued together share a commit; and a pool for reads, which
+// WAL lets run beside the writer. DB is safe for concurrent use.
 type DB struct {
-	path  string
-	write *sql.DB
-	read  *sql.DB
+	path   string
+	write  *sql.DB
+	writer *writer
+	read   *sql.DB
 }
 
 // dsn returns the connection string for path. Pragmas sit in the DSN so that
@@ -74,15 +76,15 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	}
 	write.SetMaxOpenConns(1)
 	write.SetConnMaxIdleTime(0)
-	db := &DB{path: path, write: write}
+	db := &DB{path: path, write: write, writer: startWriter(write)}
 	if err := db.migrate(ctx); err != nil {
-		write.Close()
+		db.Close()
 		return nil, err
 	}
 
 	read, err := openPool(dsn(path, true))
 	if err != nil {
-		write.Close()
+		db.Close()
 		return nil, fmt.Errorf("open database %s for reading: %w", path, err)
 	}
 	read.SetMaxOpenConns(8)
@@ -95,8 +97,10 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	return db, nil
 }
 
-// Close closes both pools.
+// Close stops the writer, answering writes still queued with an error, and
+// closes both pools.
 func (db *DB) Close() error {
+	db.writer.close()
 	var errs []error
 	if db.read != nil {
 		errs = append(errs, db.read.Close())
@@ -150,7 +154,7 @@ func (db *DB) migrate(ctx context.Context) error {
 }
 
 func (db *DB) applyMigration(ctx context.Context, name string) error {
-	return db.update(ctx, func(tx *sql.Tx) error {
+	return db.update(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var n int
 		if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM migrations WHERE name = ?", name).Scan(&n); err != nil {
 			return err
@@ -171,21 +175,10 @@ func (db *DB) applyMigration(ctx context.Context, name string) error {
 	})
 }
 
-// update runs fn in an immediate write transaction and commits when fn
-// returns nil.
-func (db *DB) update(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := db.write.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("begin transaction: %w", err)
-	}
-	defer tx.Rollback()
-	if err := fn(tx); err != nil {
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	return nil
+// update runs fn in an immediate write transaction through the writer; see
+// writer.update.
+func (db *DB) update(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
+	return db.writer.update(ctx, fn)
 }
 
 func formatTime(t time.Time) string {

@@ -12,7 +12,7 @@ import (
 // to the onboarding, in one transaction.
 func (db *DB) AppendEvent(ctx context.Context, e onboard.Event) (onboard.Event, error) {
 	var stored onboard.Event
-	err := db.update(ctx, func(tx *sql.Tx) error {
+	err := db.update(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var err error
 		stored, err = appendEvent(ctx, tx, e)
 		return err
@@ -118,7 +118,7 @@ func (db *DB) Events(ctx context.Context, id string, after int64, limit int) ([]
 // event that carries it to the streams, in one transaction.
 func (db *DB) AppendLog(ctx context.Context, runID, username string, l onboard.LogLine, e *onboard.Event) (onboard.Event, error) {
 	var stored onboard.Event
-	err := db.update(ctx, func(tx *sql.Tx) error {
+	err := db.update(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO stage_logs (run_id, username, onboarding_id, attempt, stage, line, created_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?)`, runID, username, l.OnboardingID, l.Attempt, l.Stage, l.Line, formatTime(l.Time))
 		if err != nil || e == nil {

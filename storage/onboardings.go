@@ -121,7 +121,7 @@ func (db *DB) ListRunningOnboardings(ctx context.Context) ([]*onboard.Onboarding
 func (db *DB) CreateOnboarding(ctx context.Context, o *onboard.Onboarding, newTester *onboard.Tester,
 	events []onboard.Event) (created bool, active *onboard.Onboarding, err error) {
 	conflict := false
-	err = db.update(ctx, func(tx *sql.Tx) error {
+	err = db.update(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		if newTester != nil {
 			if created, err = insertTester(ctx, tx, newTester); err != nil {
 				return err
@@ -182,7 +182,7 @@ func (db *DB) ClaimOnboarding(ctx context.Context, id, owner string, until time.
 		cond = "(1 OR lease_owner = ? OR lease_expires_at < ?)"
 	}
 	var ok bool
-	err := db.update(ctx, func(tx *sql.Tx) error {
+	err := db.update(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE onboardings SET lease_owner = ?, lease_expires_at = ?
 			WHERE id = ? AND status = 'running' AND `+cond, owner, formatTime(until), id, owner, now)
 		if err != nil {
@@ -198,7 +198,7 @@ func (db *DB) ClaimOnboarding(ctx context.Context, id, owner string, until time.
 // RenewLease extends the owner's lease.
 func (db *DB) RenewLease(ctx context.Context, id, owner string, until time.Time) (bool, error) {
 	var ok bool
-	err := db.update(ctx, func(tx *sql.Tx) error {
+	err := db.update(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE onboardings SET lease_expires_at = ?
 			WHERE id = ? AND lease_owner = ? AND status = 'running'`, formatTime(until), id, owner)
 		if err != nil {
@@ -213,7 +213,7 @@ func (db *DB) RenewLease(ctx context.Context, id, owner string, until time.Time)
 
 // ReleaseLease gives up the owner's lease, if it still holds it.
 func (db *DB) ReleaseLease(ctx context.Context, id, owner string) error {
-	return db.update(ctx, func(tx *sql.Tx) error {
+	return db.update(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `UPDATE onboardings SET lease_owner = '', lease_expires_at = ''
 			WHERE id = ? AND lease_owner = ?`, id, owner)
 		return err
@@ -222,7 +222,7 @@ func (db *DB) ReleaseLease(ctx context.Context, id, owner string) error {
 
 // RequestCancel records an admin's cancel request.
 func (db *DB) RequestCancel(ctx context.Context, id string) error {
-	return db.update(ctx, func(tx *sql.Tx) error {
+	return db.update(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, "UPDATE onboardings SET cancel_requested = 1 WHERE id = ?", id)
 		return checkAffected(res, err, "Onboarding "+id)
 	})

@@ -53,7 +53,7 @@ func (db *DB) ListMessages(ctx context.Context, limit int) ([]onboard.Message, e
 
 // MarkMessageSent records a delivery.
 func (db *DB) MarkMessageSent(ctx context.Context, id int64, now time.Time) error {
-	return db.update(ctx, func(tx *sql.Tx) error {
+	return db.update(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE outbox SET status = 'sent', attempts = attempts + 1, last_error = '',
 			sent_at = ? WHERE id = ?`, formatTime(now), id)
 		return checkAffected(res, err, fmt.Sprintf("Message %d", id))
@@ -66,7 +66,7 @@ func (db *DB) MarkMessageFailed(ctx context.Context, id int64, reason string, ne
 	if next.IsZero() {
 		status = onboard.MessageFailed
 	}
-	return db.update(ctx, func(tx *sql.Tx) error {
+	return db.update(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE outbox SET status = ?, attempts = attempts + 1, last_error = ?,
 			next_at = ? WHERE id = ?`, status, reason, formatTime(next), id)
 		return checkAffected(res, err, fmt.Sprintf("Message %d", id))

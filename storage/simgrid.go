@@ -14,7 +14,7 @@ var _ grid.SimState = (*DB)(nil)
 
 // SimEnsureNode creates the simulated node, or sets its total slots.
 func (db *DB) SimEnsureNode(ctx context.Context, nodeID string, totalSlots int, now time.Time) error {
-	return db.update(ctx, func(tx *sql.Tx) error {
+	return db.update(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO sim_nodes (node_id, total_slots, online, updated_at) VALUES (?, ?, 1, ?)
 			ON CONFLICT (node_id) DO UPDATE SET total_slots = excluded.total_slots, updated_at = excluded.updated_at`,
 			nodeID, totalSlots, formatTime(now))
@@ -50,7 +50,7 @@ func (db *DB) SimNode(ctx context.Context, nodeID string) (grid.SimNode, error) 
 func (db *DB) SimSetNode(ctx context.Context, nodeID string, online *bool, totalSlots *int, defaultSlots int,
 	now time.Time) (grid.SimNode, error) {
 	var n grid.SimNode
-	err := db.update(ctx, func(tx *sql.Tx) error {
+	err := db.update(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO sim_nodes (node_id, total_slots, online, updated_at)
 			VALUES (?, ?, 1, ?) ON CONFLICT (node_id) DO NOTHING`, nodeID, defaultSlots, formatTime(now)); err != nil {
 			return err
@@ -104,7 +104,7 @@ func (db *DB) SimContracts(ctx context.Context) ([]onboard.Contract, error) {
 
 // SimCreateContract creates a contract; a VM needs free slots on the node.
 func (db *DB) SimCreateContract(ctx context.Context, c onboard.Contract, slots int, now time.Time) (onboard.Contract, error) {
-	err := db.update(ctx, func(tx *sql.Tx) error {
+	err := db.update(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		n, err := simNode(ctx, tx, c.NodeID)
 		if err != nil {
 			return err
@@ -124,7 +124,7 @@ func (db *DB) SimCreateContract(ctx context.Context, c onboard.Contract, slots i
 // SimCancelProject deletes the project's live contracts.
 func (db *DB) SimCancelProject(ctx context.Context, nodeID, project string, now time.Time) (int, error) {
 	var n int64
-	err := db.update(ctx, func(tx *sql.Tx) error {
+	err := db.update(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE sim_contracts SET state = 'deleted', deleted_at = ?
 			WHERE node_id = ? AND project = ? AND state = 'created'`, formatTime(now), nodeID, project)
 		if err != nil {
@@ -138,7 +138,7 @@ func (db *DB) SimCancelProject(ctx context.Context, nodeID, project string, now 
 
 // SimSetFault sets the pending fault of a stage.
 func (db *DB) SimSetFault(ctx context.Context, f grid.SimFault) error {
-	return db.update(ctx, func(tx *sql.Tx) error {
+	return db.update(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO sim_faults (stage, remaining, mode) VALUES (?, ?, ?)
 			ON CONFLICT (stage) DO UPDATE SET remaining = excluded.remaining, mode = excluded.mode`,
 			f.Stage, f.Remaining, f.Mode)
@@ -179,7 +179,7 @@ func (db *DB) SimDrawFault(ctx context.Context, stage, runID string, now time.Ti
 	}
 	var mode string
 	var faulted bool
-	err = db.update(ctx, func(tx *sql.Tx) error {
+	err = db.update(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		err := tx.QueryRowContext(ctx, "SELECT mode FROM sim_faulted_runs WHERE run_id = ?", runID).Scan(&mode)
 		if err == nil {
 			faulted = true

@@ -37,7 +37,7 @@ func scanTester(row rowScanner) (*onboard.Tester, error) {
 // CreateTester inserts t and reports whether it did.
 func (db *DB) CreateTester(ctx context.Context, t *onboard.Tester) (bool, error) {
 	var created bool
-	err := db.update(ctx, func(tx *sql.Tx) error {
+	err := db.update(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var err error
 		created, err = insertTester(ctx, tx, t)
 		return err
@@ -175,7 +175,7 @@ func (db *DB) SetPasswordHash(ctx context.Context, username string, hash []byte,
 // updateTester sets columns of one tester; set ends before updated_at, whose
 // value is the last argument.
 func (db *DB) updateTester(ctx context.Context, username, set string, args ...any) error {
-	return db.update(ctx, func(tx *sql.Tx) error {
+	return db.update(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		return updateTesterTx(ctx, tx, username, set, args...)
 	})
 }
@@ -194,7 +194,7 @@ func (db *DB) SetInstallState(ctx context.Context, username, state, reason strin
 // MarkInstalled stores the cockpit URL and queues the welcome email in the
 // same transaction, so the email goes out exactly when the tester is ready.
 func (db *DB) MarkInstalled(ctx context.Context, username, cockpitURL string, m *onboard.Message, now time.Time) error {
-	return db.update(ctx, func(tx *sql.Tx) error {
+	return db.update(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		if err := updateTesterTx(ctx, tx, username, "install_state = ?, install_error = '', cockpit_url = ?",
 			onboard.InstallInstalled, cockpitURL, formatTime(now)); err != nil {
 			return err
@@ -210,7 +210,7 @@ func (db *DB) MarkInstalled(ctx context.Context, username, cockpitURL string, m 
 // stages and events go with it through the foreign keys. Log lines and
 // outbox messages are not keyed to the tester row and are removed here.
 func (db *DB) DeleteTester(ctx context.Context, username string) error {
-	return db.update(ctx, func(tx *sql.Tx) error {
+	return db.update(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, "DELETE FROM testers WHERE username = ?", username)
 		if err := checkAffected(res, err, "Tester "+username); err != nil {
 			return err
@@ -237,7 +237,7 @@ func (db *DB) FailTeardown(ctx context.Context, username, reason string, now tim
 
 // FinishTeardown drops the deployment, its contracts and any reservation.
 func (db *DB) FinishTeardown(ctx context.Context, username string, now time.Time) error {
-	return db.update(ctx, func(tx *sql.Tx) error {
+	return db.update(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, "DELETE FROM contracts WHERE username = ?", username); err != nil {
 			return err
 		}
