@@ -146,6 +146,12 @@ func TestRetryOnFailedPanelThenResume(t *testing.T) {
 	if n := tb.count(retry); n != 0 {
 		t.Errorf("the retry button is still offered after the step succeeded")
 	}
+	if got := tb.text(panel + "-failure"); !strings.HasPrefix(got, "The retry succeeded.") {
+		t.Errorf("after the retry the panel's failure text is %q, want it to say the retry succeeded", got)
+	}
+	if got := tb.text(panel + "-next"); got != "" {
+		t.Errorf("after the retry the panel still advises %q", got)
+	}
 	resume := panel + " .actions button.primary"
 	if got := tb.text(resume); got != "Resume setup" {
 		t.Fatalf("the panel's button says %q, want Resume setup", got)

@@ -27,7 +27,9 @@ type panelView struct {
 	RetryStep, RetryLabel        string
 	CurrentLabel                 string
 	CanResume                    bool
-	OneTimePassword              string
+	// Canceling marks a running onboarding whose cancel was requested.
+	Canceling       bool
+	OneTimePassword string
 	// Live makes the panel subscribe to the event stream.
 	Live bool
 	// OOB marks the parts for out-of-band swaps, in stream messages.
@@ -42,6 +44,7 @@ func newPanelView(o *onboard.Onboarding, oneTimePassword string) panelView {
 		CockpitURL: o.CockpitURL, ErrorCode: o.ErrorCode, ErrorMessage: o.ErrorMessage,
 		OneTimePassword: oneTimePassword, Live: !o.Finished(),
 		CurrentLabel: lowerLabel(o.CurrentStage().Name),
+		Canceling:    o.CancelRequest && o.Status == onboard.StatusRunning,
 	}
 	for _, name := range onboard.Stages {
 		s := o.Stage(name)

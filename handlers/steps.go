@@ -10,7 +10,12 @@ import (
 )
 
 type stepResultView struct {
-	Message  string
+	Message string
+	// PanelID is the failed onboarding whose panel had the Retry button.
+	// The result replaces that panel's failure text and Retry button.
+	PanelID string
+	// ResumeID keeps that panel's Resume setup button, for a tester that
+	// is not ready yet.
 	ResumeID string
 }
 
@@ -27,10 +32,13 @@ func (h *handler) stepDone(c *fiber.Ctx, username string, t *onboard.Tester, err
 	}
 	if id := c.Get(resumeHeader); id != "" {
 		view := stepResultView{Message: describe(t)}
-		if o, err := h.Runner.Onboarding(userContext(c), id); err == nil && o.Username == username && o.Finished() &&
-			o.Status != onboard.StatusSucceeded && !t.IsReady() {
-			view.ResumeID = o.ID
-			view.Message += " Press Resume setup to run the remaining stages."
+		o, err := h.Runner.Onboarding(userContext(c), id)
+		if err == nil && o.Username == username && o.Finished() && o.Status != onboard.StatusSucceeded {
+			view.PanelID = o.ID
+			if !t.IsReady() {
+				view.ResumeID = o.ID
+				view.Message += " Press Resume setup to run the remaining stages."
+			}
 		}
 		return h.renderFragment(c, http.StatusOK, "partials/step_result", view)
 	}

@@ -1,0 +1,71 @@
+package handlers
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"deployer/onboard"
+	"deployer/views"
+)
+
+func renderView(t *testing.T, name string, data any) string {
+	t.Helper()
+	v, err := views.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := v.Render(&buf, name, data); err != nil {
+		t.Fatalf("render %s: %v", name, err)
+	}
+	return buf.String()
+}
+
+func runningOnboarding(cancelRequested bool) *onboard.Onboarding {
+	o := &onboard.Onboarding{ID: "ob1", Username: "dana", NodeID: "1", Status: onboard.StatusRunning,
+		Attempt: 1, CancelRequest: cancelRequested}
+	for _, name := range onboard.Stages {
+		o.Stages = append(o.Stages, onboard.Stage{Name: name, Status: onboard.StagePending})
+	}
+	return o
+}
+
+func TestPanelOffersCancelWhileRunning(t *testing.T) {
+	got := renderView(t, "partials/panel_result", newPanelView(runningOnboarding(false), ""))
+	if !strings.Contains(got, `hx-post="/onboardings/ob1/cancel"`) {
+		t.Fatalf("running panel without a cancel request has no Cancel button:\n%s", got)
+	}
+}
+
+func TestPanelDisablesCancelOnceRequested(t *testing.T) {
+	got := renderView(t, "partials/panel_result", newPanelView(runningOnboarding(true), ""))
+	if strings.Contains(got, "/cancel") {
+		t.Errorf("panel with a recorded cancel request still posts a cancel:\n%s", got)
+	}
+	if !strings.Contains(got, `<button type="button" class="danger" disabled>Canceling…</button>`) {
+		t.Errorf("panel with a recorded cancel request lacks the disabled Canceling button:\n%s", got)
+	}
+}
+
+func TestStepResultReplacesPanelFailure(t *testing.T) {
+	got := renderView(t, "partials/step_result", stepResultView{Message: "Installed.", PanelID: "ob1"})
+	for _, want := range []string{
+		`id="ob-ob1-failure" hx-swap-oob="true"><strong>The retry succeeded.</strong>`,
+		`<p class="next" id="ob-ob1-next" hidden hx-swap-oob="true"></p>`,
+		`<span id="ob-ob1-retry" hx-swap-oob="true"></span>`,
+		`<span id="ob-ob1-resume" hx-swap-oob="true"></span>`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("step result for a ready tester lacks %s:\n%s", want, got)
+		}
+	}
+
+	notReady := renderView(t, "partials/step_result", stepResultView{Message: "Provisioned.", PanelID: "ob1", ResumeID: "ob1"})
+	if strings.Contains(notReady, "ob-ob1-resume") {
+		t.Errorf("step result for a tester still to install removes Resume setup:\n%s", notReady)
+	}
+	if plain := renderView(t, "partials/step_result", stepResultView{Message: "Admin added."}); strings.Contains(plain, "hx-swap-oob") {
+		t.Errorf("step result outside a panel swaps out of band:\n%s", plain)
+	}
+}
