@@ -39,7 +39,10 @@ const defaultSimDelay = 400 * time.Millisecond
 
 // server is the deployer binary running on 127.0.0.1 over a fresh database.
 type server struct {
-	URL    string
+	URL string
+	// DBPath is the server's database file, for tests that put state on
+	// the simulated grid that no page can make.
+	DBPath string
 	output *lockedBuffer
 	cmd    *exec.Cmd
 	exited chan struct{}
@@ -75,10 +78,11 @@ func startServer(t *testing.T, o serverOptions) *server {
 	if o.Slots == 0 {
 		o.Slots = 16
 	}
+	dbPath := filepath.Join(t.TempDir(), "deployer.db")
 	cmd := exec.Command(deployerBinary)
 	cmd.Env = append(environWithout("DEPLOYER_"),
 		"DEPLOYER_ADDR=127.0.0.1:0",
-		"DEPLOYER_DB="+filepath.Join(t.TempDir(), "deployer.db"),
+		"DEPLOYER_DB="+dbPath,
 		"DEPLOYER_ADMIN_PASSWORD="+adminPassword,
 		"DEPLOYER_API_TOKEN="+apiToken,
 		"DEPLOYER_SIM_DELAY="+o.SimDelay.String(),
@@ -86,7 +90,7 @@ func startServer(t *testing.T, o serverOptions) *server {
 		"DEPLOYER_SSE_HEARTBEAT=1s",
 		"DEPLOYER_LOG_LEVEL=debug",
 	)
-	s := &server{output: &lockedBuffer{}, cmd: cmd, exited: make(chan struct{}),
+	s := &server{DBPath: dbPath, output: &lockedBuffer{}, cmd: cmd, exited: make(chan struct{}),
 		client: &http.Client{Timeout: 30 * time.Second}}
 	cmd.Stderr = s.output
 	stdout, err := cmd.StdoutPipe()
