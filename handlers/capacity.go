@@ -40,7 +40,10 @@ func (h *handler) capacityView(c *fiber.Ctx, nodeID string) capacityView {
 	case !cap.Online:
 		v.BlockedReason = fmt.Sprintf("Node %s is not usable (%s), so nothing can be provisioned there.", cap.NodeID, cap.Reason)
 	case cap.RoomForTesters < 1:
-		v.BlockedReason = fmt.Sprintf("Node %s has no room for another tester: %d slots free, %d reserved, %d needed.",
+		// The form cannot tell a new tester from one with a VM, which needs
+		// no room; the tester's page runs that one's install.
+		v.BlockedReason = fmt.Sprintf("Node %s has no room for another tester: %d slots free, %d reserved, %d needed. "+
+			"A tester who already has a VM can be installed again from their page.",
 			cap.NodeID, cap.FreeSlots, cap.ReservedSlots, onboard.BundleSlots)
 	default:
 		v.CanStart = true
