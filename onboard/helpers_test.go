@@ -26,12 +26,13 @@ type env struct {
 	logs   *testkit.LogBuffer
 }
 
-
 type envOptions struct {
 	slots int
 	delay time.Duration
 	opts  onboard.Options
 	path  string
+	// wrapStore, when set, wraps the database as the service's store.
+	wrapStore func(onboard.Store) onboard.Store
 }
 
 func mustOpenDB(tb testing.TB, path string) *storage.DB {
@@ -62,7 +63,11 @@ func newEnv(tb testing.TB, o envOptions) *env {
 		tb.Fatal(err)
 	}
 	hub := onboard.NewHub()
-	svc := onboard.NewService(db, sim, stack.NewSim(sim, o.delay), hub, log, o.opts)
+	var store onboard.Store = db
+	if o.wrapStore != nil {
+		store = o.wrapStore(db)
+	}
+	svc := onboard.NewService(store, sim, stack.NewSim(sim, o.delay), hub, log, o.opts)
 	runner := onboard.NewRunner(svc)
 	if err := runner.Start(context.Background()); err != nil {
 		tb.Fatal(err)

@@ -99,7 +99,9 @@ func (r *Runner) runStage(ctx context.Context, o *Onboarding, stage string) erro
 		if err != nil {
 			return err
 		}
-		t, _ = r.store.FindTester(ctx, o.Username)
+		if t, err = r.doneTester(ctx, o); err != nil {
+			return err
+		}
 		return r.stageEvent(o, stage, StageDone, "Gateway "+t.Deployment.Gateway)
 
 	case StageInstalling:
@@ -110,7 +112,9 @@ func (r *Runner) runStage(ctx context.Context, o *Onboarding, stage string) erro
 		if err := r.svc.install(ctx, run); err != nil {
 			return err
 		}
-		t, _ = r.store.FindTester(ctx, o.Username)
+		if t, err = r.doneTester(ctx, o); err != nil {
+			return err
+		}
 		return r.stageEvent(o, stage, StageDone, "Cockpit answers at "+t.CockpitURL)
 
 	case StageReady:
@@ -125,6 +129,18 @@ func (r *Runner) runStage(ctx context.Context, o *Onboarding, stage string) erro
 
 // stageEvent records a stage status change; a failure to store it fails the
 // stage, because the stream would otherwise show a stale state.
+// doneTester reads the tester after a step succeeded, for its done event.
+// The step's work is stored by then even when the worker is being stopped,
+// so the read ignores ctx's cancellation, and the done event records what
+// the step made instead of leaving it to a restart.
+func (r *Runner) doneTester(ctx context.Context, o *Onboarding) (*Tester, error) {
+	t, err := r.store.FindTester(context.WithoutCancel(ctx), o.Username)
+	if err != nil {
+		return nil, fmt.Errorf("read tester %s after the step: %w", o.Username, err)
+	}
+	return t, nil
+}
+
 func (r *Runner) stageEvent(o *Onboarding, stage, status, message string) error {
 	_, err := r.svc.emit(Event{OnboardingID: o.ID, Stage: stage, Status: status, Message: message, Kind: EventStage})
 	if err == nil {
