@@ -81,8 +81,10 @@ func (db *DB) BeginProvision(ctx context.Context, p onboard.ProvisionStart, now 
 				"clear the mark on the node once it works again.", p.NodeID, reason)
 		}
 		// Slots that landed after the grid was read left the reservations
-		// but may be missing from the grid's figure; count them as used.
-		p.GridFree -= int(landed - p.LandedBefore)
+		// but may be missing from the grid's figure; count them as used. The
+		// body works on a copy of p, because it may run twice.
+		start := p
+		start.GridFree -= int(landed - p.LandedBefore)
 
 		var state string
 		if err := tx.QueryRowContext(ctx, "SELECT deployment_state FROM testers WHERE username = ?",
@@ -99,7 +101,7 @@ func (db *DB) BeginProvision(ctx context.Context, p onboard.ProvisionStart, now 
 		}
 
 		if p.Slots > 0 {
-			if err := reserve(ctx, tx, p, now); err != nil {
+			if err := reserve(ctx, tx, start, now); err != nil {
 				return err
 			}
 		}

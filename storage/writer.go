@@ -5,16 +5,25 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
+
+	"deployer/onboard"
 )
 
 // maxBatch is the most writes that share one transaction, so that a long
 // queue commits, and returns to its callers, in steps.
 const maxBatch = 64
 
-// errClosed is returned for a write that arrives after Close.
-var errClosed = errors.New("storage: database is closed")
+// errClosed is returned for a write that arrives after Close. It has the
+// unavailable code, so the admin retries, because Close runs only while
+// the deployer stops.
+var errClosed = onboard.Errorf(onboard.EUnavailable, "The deployer is stopping: its database is closed. Try again once it is back.")
+
+// errGoexit is returned to the callers of a batch in which a body called
+// runtime.Goexit.
+var errGoexit = errors.New("storage: a write body called runtime.Goexit")
 
 // write is one caller's transaction body, queued for the writer.
 type write struct {
@@ -23,6 +32,9 @@ type write struct {
 	done chan error // buffered, receives one result
 	// panicked holds what fn panicked with, to panic again in the caller.
 	panicked any
+	// exited records that fn called runtime.Goexit, to call it again in
+	// the caller.
+	exited bool
 }
 
 // writer owns the write connection. It runs the writes queued while it was
@@ -53,7 +65,9 @@ func startWriter(pool *sql.DB) *writer {
 // values but not its cancellation: a statement interrupted in a shared
 // transaction would roll back the other callers' writes too. A ctx that is
 // done before fn starts skips fn and returns ctx's error. A panic in fn
-// reaches the caller.
+// reaches the caller, and so does runtime.Goexit. fn may run twice, when
+// the shared transaction fails and fn runs again in one of its own, so it
+// must only assign its results outside tx.
 func (w *writer) update(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
 	req := &write{ctx: ctx, fn: fn, done: make(chan error, 1)}
 	select {
@@ -67,6 +81,9 @@ func (w *writer) update(ctx context.Context, fn func(ctx context.Context, tx *sq
 	if req.panicked != nil {
 		panic(req.panicked)
 	}
+	if req.exited {
+		runtime.Goexit()
+	}
 	return err
 }
 
@@ -78,7 +95,17 @@ func (w *writer) close() {
 }
 
 func (w *writer) run() {
-	defer close(w.stopped)
+	closed := false
+	defer func() {
+		if closed {
+			close(w.stopped)
+			return
+		}
+		// Only runtime.Goexit in a body ends the loop otherwise, because no
+		// recover stops it. Its batch's callers have their results by now,
+		// so a new goroutine takes the queue over.
+		go w.run()
+	}()
 	batch := make([]*write, 0, maxBatch)
 	for {
 		select {
@@ -86,6 +113,7 @@ func (w *writer) run() {
 			batch = append(batch[:0], req)
 		case <-w.closing:
 			w.drain()
+			closed = true
 			return
 		}
 	collect:
@@ -114,15 +142,34 @@ func (w *writer) drain() {
 }
 
 // commit runs a batch in one transaction and sends every caller its result.
+// A shared transaction can fail as a whole, because a body left it unusable
+// or the commit failed. The bodies that did not fail by themselves then run
+// again, each in a transaction of its own. So one write's failure, such as
+// a full disk, reaches the others only if it hits them too.
 func (w *writer) commit(batch []*write) {
 	errs := make([]error, len(batch))
-	err := w.runBatch(batch, errs)
-	for i, req := range batch {
-		if err != nil && errs[i] == nil {
+	err := errGoexit // until runBatch returns
+	defer func() {
+		for i, req := range batch {
+			if err != nil && errs[i] == nil {
+				errs[i] = err
+			}
+			req.done <- errs[i]
+		}
+	}()
+	err = w.runBatch(batch, errs)
+	if err == nil || len(batch) == 1 {
+		return
+	}
+	for i := range batch {
+		if errs[i] != nil {
+			continue
+		}
+		if err := w.runBatch(batch[i:i+1], errs[i:i+1]); err != nil && errs[i] == nil {
 			errs[i] = err
 		}
-		req.done <- errs[i]
 	}
+	err = nil
 }
 
 // runBatch runs the batch's bodies, recording each one's error in errs, and
@@ -173,13 +220,19 @@ func (w *writer) runBatch(batch []*write, errs []error) error {
 }
 
 // runBody runs the caller's body, turning a panic into an error here and
-// keeping its value for the caller.
+// keeping its value for the caller. A body that calls runtime.Goexit is
+// marked, for its caller to exit likewise.
 func (req *write) runBody(tx *sql.Tx) (err error) {
+	returned := false
 	defer func() {
 		if p := recover(); p != nil {
 			req.panicked = p
 			err = fmt.Errorf("write panicked: %v", p)
+		} else if !returned {
+			req.exited = true
 		}
 	}()
-	return req.fn(context.WithoutCancel(req.ctx), tx)
+	err = req.fn(context.WithoutCancel(req.ctx), tx)
+	returned = true
+	return err
 }

@@ -6,9 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
+	"time"
+
+	"deployer/onboard"
 )
 
 // openWriter starts a writer on a fresh file with an empty table of names.
@@ -195,11 +200,77 @@ func TestWritesAfterCloseAreRefused(t *testing.T) {
 		if errs := wait(); !errors.Is(errs[0], errClosed) {
 			t.Fatalf("write queued at close: err = %v, want errClosed", errs[0])
 		}
-		if err := w.update(context.Background(), insertName("late")); !errors.Is(err, errClosed) {
-			t.Fatalf("write after close: err = %v, want errClosed", err)
+		late := w.update(context.Background(), insertName("late"))
+		if !errors.Is(late, errClosed) {
+			t.Fatalf("write after close: err = %v, want errClosed", late)
+		}
+		if code := onboard.ErrorCode(late); code != onboard.EUnavailable {
+			t.Errorf("write after close has code %q, want %q so that the admin retries", code, onboard.EUnavailable)
 		}
 		if got := storedNames(t, pool); !got["first"] || len(got) != 1 {
 			t.Fatalf("stored %v, want only the write that ran before close", got)
 		}
 	})
+}
+
+func TestFullDiskFailsOnlyLargeWrite(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w, pool := openWriter(t)
+		var pages int
+		if err := pool.QueryRow("PRAGMA page_count").Scan(&pages); err != nil {
+			t.Fatal(err)
+		}
+		// A few pages of room: enough for short names, far too few for the
+		// large one, whose failure makes SQLite roll back the whole
+		// transaction it shares with the others.
+		if _, err := pool.Exec(fmt.Sprintf("PRAGMA max_page_count = %d", pages+3)); err != nil {
+			t.Fatal(err)
+		}
+		release, wait := queueBehindBlockedWrite(t, w,
+			insertName("before"), insertName(strings.Repeat("x", 400_000)), insertName("after"))
+		close(release)
+		errs := wait()
+
+		if errs[0] != nil || errs[2] != nil {
+			t.Errorf("short writes in the batch: %v, %v; want nil, since they fit", errs[0], errs[2])
+		}
+		if errs[1] == nil || !strings.Contains(errs[1].Error(), "full") {
+			t.Errorf("large write: err = %v, want database or disk is full", errs[1])
+		}
+		got := storedNames(t, pool)
+		if !got["first"] || !got["before"] || !got["after"] || len(got) != 3 {
+			t.Errorf("stored %d names (first, before, after: %v, %v, %v), want those three only",
+				len(got), got["first"], got["before"], got["after"])
+		}
+	})
+}
+
+func TestGoexitInWriteEndsOnlyItsCaller(t *testing.T) {
+	w, pool := openWriter(t)
+	exited := make(chan struct{})
+	returned := false
+	go func() {
+		defer close(exited)
+		w.update(context.Background(), func(ctx context.Context, tx *sql.Tx) error {
+			if err := insertName("gone")(ctx, tx); err != nil {
+				return err
+			}
+			runtime.Goexit()
+			return nil
+		})
+		returned = true
+	}()
+	<-exited
+	if returned {
+		t.Fatal("update returned to a caller whose body called runtime.Goexit")
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := w.update(ctx, insertName("next")); err != nil {
+		t.Fatalf("write after a body's Goexit: %v", err)
+	}
+	if got := storedNames(t, pool); got["gone"] || !got["next"] {
+		t.Fatalf("stored %v, want next only", got)
+	}
 }
