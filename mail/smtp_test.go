@@ -12,8 +12,8 @@ import (
 
 	"deployer/grid"
 	"deployer/internal/smtptest"
-	"deployer/mail"
 	"deployer/internal/testkit"
+	"deployer/mail"
 	"deployer/onboard"
 	"deployer/stack"
 	"deployer/storage"
@@ -32,7 +32,6 @@ type flow struct {
 	outbox *onboard.Outbox
 	logs   *testkit.LogBuffer
 }
-
 
 func startFlow(tb testing.TB, sender onboard.Mailer) *flow {
 	tb.Helper()
