@@ -17,9 +17,12 @@ build:
 run: build
 	./$(BIN)
 
-# test runs every test with the race detector, the browser tests included,
-# then each fuzz target briefly.
+# test checks that every Go file is formatted with gofmt, then runs every
+# test with the race detector, the browser tests included, then each fuzz
+# target briefly.
 test:
+	@unformatted=$$($$($(GO) env GOROOT)/bin/gofmt -l $$(git ls-files '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "not formatted with gofmt:" $$unformatted; exit 1; fi
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
 	$(MAKE) fuzz
