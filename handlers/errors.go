@@ -51,8 +51,9 @@ func fromFiber(err error) (error, int) {
 	case http.StatusMethodNotAllowed:
 		return onboard.Errorf(onboard.EInvalid, "This address does not take that method."), http.StatusMethodNotAllowed
 	case http.StatusRequestHeaderFieldsTooLarge:
-		return onboard.Errorf(onboard.EInvalid, "The request headers are too large."),
-			http.StatusRequestHeaderFieldsTooLarge
+		return onboard.Errorf(onboard.EInvalid, "The request's address and headers are over %d KiB together, "+
+			"more than the deployer reads. Shorten the address, or clear this site's cookies in the browser.",
+			fiber.DefaultReadBufferSize/1024), http.StatusRequestHeaderFieldsTooLarge
 	}
 	if fe.Code >= 400 && fe.Code < 500 {
 		return onboard.Errorf(onboard.EInvalid, "The request could not be read: %s", fe.Message), fe.Code
@@ -91,7 +92,10 @@ func (h *handler) handleError(c *fiber.Ctx, err error) error {
 	}
 
 	switch {
-	case strings.HasPrefix(c.Path(), "/api/"):
+	// A request head too large to read has no known path, and no page of
+	// the deployer makes one, so the response is JSON, which scripts parse
+	// and people can still read.
+	case strings.HasPrefix(c.Path(), "/api/") || status == http.StatusRequestHeaderFieldsTooLarge:
 		return c.Status(status).JSON(errorBody{Error: errorJSON{Code: code, Message: msg, Field: onboard.ErrorField(err)}})
 	case isHTMX(c):
 		c.Set(hxRetarget, errorTarget(c))

@@ -174,6 +174,23 @@ func TestBodyOverTheLimitIsRejected(t *testing.T) {
 	}
 }
 
+func TestOversizedRequestHeadGetsJSONError(t *testing.T) {
+	s := testkit.StartServer(t, testkit.Options{})
+	for _, path := range []string{"/api/testers/" + strings.Repeat("a", 5000), "/testers/" + strings.Repeat("a", 5000)} {
+		r := send(t, s.URL, request{Method: http.MethodGet, Path: path})
+		if r.Status != http.StatusRequestHeaderFieldsTooLarge {
+			t.Fatalf("%.20s…: status %d, want 431", path, r.Status)
+		}
+		if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+			t.Errorf("%.20s…: content type %q, want JSON", path, ct)
+		}
+		if code, _, msg := errorJSON(t, r.Body); code != "invalid" || !strings.Contains(msg, "over 4 KiB") {
+			t.Errorf("%.20s…: error %q %q, want invalid saying the limit", path, code, msg)
+		}
+		checkSecurityHeaders(t, "oversized request head", r.Header)
+	}
+}
+
 func TestQueryAndPathValuesAreChecked(t *testing.T) {
 	s := testkit.StartServer(t, testkit.Options{})
 	o, _ := s.Start(t, "alice")
