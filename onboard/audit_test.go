@@ -19,8 +19,11 @@ import (
 // request fails.
 type failingCancelStore struct{ *storage.DB }
 
-func (failingCancelStore) RequestCancel(context.Context, string) error {
-	return errors.New("disk I/O error")
+func (s failingCancelStore) AppendEvent(ctx context.Context, e onboard.Event) (onboard.Event, error) {
+	if e.Kind == onboard.EventCancel {
+		return e, errors.New("disk I/O error")
+	}
+	return s.DB.AppendEvent(ctx, e)
 }
 
 func TestCancelAuditsStoreFailure(t *testing.T) {

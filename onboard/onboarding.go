@@ -131,6 +131,10 @@ const (
 	// EventResume starts a new attempt: failed and canceled stages go back
 	// to pending.
 	EventResume = "resume"
+	// EventCancel records an admin's cancel request. The worker stops at
+	// its next checkpoint and undoes what the attempt created, and the
+	// panels stop offering Cancel.
+	EventCancel = "cancel"
 )
 
 // LogLine is one line of a stage's log.
@@ -178,6 +182,8 @@ func (o *Onboarding) Apply(e Event) {
 		if e.Status == StatusSucceeded {
 			o.ErrorMessage, o.CockpitURL = "", e.Message
 		}
+	case EventCancel:
+		o.CancelRequest = true
 	case EventResume:
 		o.Status, o.ErrorCode, o.ErrorMessage, o.FinishedAt = StatusRunning, "", "", time.Time{}
 		o.CancelRequest = false

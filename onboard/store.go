@@ -78,7 +78,6 @@ type Store interface {
 	// RenewLease extends owner's lease; false means owner no longer holds it.
 	RenewLease(ctx context.Context, id, owner string, until time.Time) (bool, error)
 	ReleaseLease(ctx context.Context, id, owner string) error
-	RequestCancel(ctx context.Context, id string) error
 
 	// AppendEvent stores e with the onboarding's next sequence number and
 	// applies it: a stage event sets the stage, a finish event the outcome,

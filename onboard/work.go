@@ -217,7 +217,13 @@ func (r *Runner) Cancel(ctx context.Context, id string) (o *Onboarding, err erro
 	if o.Finished() {
 		return o, Errorf(EConflict, "Onboarding %s already %s; there is nothing to cancel.", id, o.Status)
 	}
-	if err := r.store.RequestCancel(ctx, id); err != nil {
+	// The request is an event, so that open panels stop offering Cancel at
+	// once instead of when the undo ends.
+	if _, err := r.svc.emit(Event{
+		OnboardingID: id, Kind: EventCancel, Stage: o.CurrentStage().Name, Status: StatusRunning,
+		Message: "Cancel requested by " + ActorFrom(ctx) + ". The step stops at its next checkpoint, " +
+			"then what this attempt created is undone.",
+	}); err != nil {
 		return nil, err
 	}
 

@@ -22,8 +22,13 @@ func (db *DB) AppendEvent(ctx context.Context, e onboard.Event) (onboard.Event, 
 
 func appendEvent(ctx context.Context, tx *sql.Tx, e onboard.Event) (onboard.Event, error) {
 	ts := formatTime(e.Time)
-	if e.Kind == onboard.EventResume {
+	switch e.Kind {
+	case onboard.EventResume:
 		if err := restartOnboarding(ctx, tx, e.OnboardingID, ts); err != nil {
+			return e, err
+		}
+	case onboard.EventCancel:
+		if err := requestCancel(ctx, tx, e.OnboardingID); err != nil {
 			return e, err
 		}
 	}
@@ -80,6 +85,19 @@ func restartOnboarding(ctx context.Context, tx *sql.Tx, id, ts string) error {
 	_, err = tx.ExecContext(ctx, `UPDATE onboarding_stages SET status = 'pending', message = '', started_at = '',
 		finished_at = '' WHERE onboarding_id = ? AND status IN ('failed', 'canceled', 'pending')`, id)
 	return err
+}
+
+// requestCancel marks a running onboarding for its worker to cancel. It
+// returns EConflict when the onboarding is no longer running.
+func requestCancel(ctx context.Context, tx *sql.Tx, id string) error {
+	res, err := tx.ExecContext(ctx, "UPDATE onboardings SET cancel_requested = 1 WHERE id = ? AND status = 'running'", id)
+	if err != nil {
+		return fmt.Errorf("record cancel of onboarding %s: %w", id, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return onboard.Errorf(onboard.EConflict, "Onboarding %s is no longer running, so there is nothing to cancel.", id)
+	}
+	return nil
 }
 
 func errorMessage(e onboard.Event) string {

@@ -219,11 +219,3 @@ func (db *DB) ReleaseLease(ctx context.Context, id, owner string) error {
 		return err
 	})
 }
-
-// RequestCancel records an admin's cancel request.
-func (db *DB) RequestCancel(ctx context.Context, id string) error {
-	return db.update(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, "UPDATE onboardings SET cancel_requested = 1 WHERE id = ?", id)
-		return checkAffected(res, err, "Onboarding "+id)
-	})
-}

@@ -324,3 +324,39 @@ func TestNewDatabaseFilesAreOwnerOnly(t *testing.T) {
 		t.Errorf("backup mode %v (%v), want no access for group and others", info.Mode().Perm(), err)
 	}
 }
+
+func TestCancelEventOnlyForRunningOnboarding(t *testing.T) {
+	db, _ := mustOpenDB(t)
+	ctx := context.Background()
+	if _, _, err := db.CreateOnboarding(ctx, newOnboarding("ob", "umay"), newTester("umay"), nil); err != nil {
+		t.Fatal(err)
+	}
+	cancel := onboard.Event{OnboardingID: "ob", Kind: onboard.EventCancel, Stage: onboard.StageProvisioning,
+		Status: onboard.StatusRunning, Message: "Cancel requested by root.", Time: time.Now()}
+	if _, err := db.AppendEvent(ctx, cancel); err != nil {
+		t.Fatalf("cancel of a running onboarding: %v", err)
+	}
+	o, err := db.FindOnboarding(ctx, "ob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !o.CancelRequest {
+		t.Error("the stored onboarding has no cancel request after the cancel event")
+	}
+
+	if _, err := db.AppendEvent(ctx, onboard.Event{OnboardingID: "ob", Kind: onboard.EventFinish,
+		Stage: onboard.StageProvisioning, Status: onboard.StatusCanceled, Time: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = db.AppendEvent(ctx, cancel)
+	if onboard.ErrorCode(err) != onboard.EConflict {
+		t.Fatalf("cancel of a finished onboarding: err = %v, want a conflict", err)
+	}
+	events, err := db.Events(ctx, "ob", 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last := events[len(events)-1]; last.Kind != onboard.EventFinish {
+		t.Errorf("the refused cancel left a %s event after the finish", last.Kind)
+	}
+}
