@@ -69,7 +69,10 @@
     var form = ev.detail.elt;
     if (!form || form.id !== "start-form") return;
     followCapacity();
-    if (!ev.detail.successful) return;
+    // htmx is set to treat no status as an error, because the deployer's
+    // error responses are messages to swap in, so the status decides.
+    var status = ev.detail.xhr ? ev.detail.xhr.status : 0;
+    if (status < 200 || status >= 300) return;
     ["username", "full_name", "email"].forEach(function (name) {
       var input = form.elements.namedItem(name);
       if (input) input.value = "";
