@@ -54,7 +54,7 @@ type ThreeFoldConfig struct {
 	// ToolTimeout bounds one tfcmd run.
 	ToolTimeout time.Duration
 	// ListWait bounds the wait for the Grid Proxy to list, or stop listing,
-	// the contracts a tfcmd run made or cancelled; ListPoll is its interval.
+	// the contracts a tfcmd run made or canceled; ListPoll is its interval.
 	ListWait   time.Duration
 	ListPoll   time.Duration
 	HTTPClient *http.Client
@@ -292,14 +292,14 @@ func (t *ThreeFold) Cancel(ctx context.Context, nodeID, project, runID string) e
 	for {
 		left, err := t.projectContracts(ctx, name)
 		if err == nil && len(left) == 0 {
-			t.log.Info("Project cancelled", "project", project, "node_id", nodeID, "run_id", runID)
+			t.log.Info("Project canceled", "project", project, "node_id", nodeID, "run_id", runID)
 			return nil
 		}
 		if time.Now().After(deadline) {
 			if err != nil {
 				return fmt.Errorf("confirm the cancellation of project %s: %w", project, err)
 			}
-			return fmt.Errorf("the Grid Proxy still lists %d contracts of project %s %s after tfcmd cancelled them: %w",
+			return fmt.Errorf("the Grid Proxy still lists %d contracts of project %s %s after tfcmd canceled them: %w",
 				len(left), project, t.cfg.ListWait, onboard.ErrGridTimeout)
 		}
 		if !onboard.Sleep(ctx, t.cfg.ListPoll) {

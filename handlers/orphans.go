@@ -63,7 +63,7 @@ func (h *handler) cleanUpOrphans(c *fiber.Ctx) error {
 	if isAPI(c) {
 		return h.listOrphans(c)
 	}
-	v := orphansView{Notice: "Cancelled the contracts of project " + f.Project + "."}
+	v := orphansView{Notice: "Canceled the contracts of project " + f.Project + "."}
 	orphans, err := h.svc.Orphans(ctx)
 	if err != nil {
 		v.Error = onboard.ErrorMessage(err)

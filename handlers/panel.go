@@ -94,7 +94,7 @@ func nextStep(code, stage string) string {
 	case onboard.ECanceled:
 		return "What this onboarding created was undone, except the account. Resume setup runs it again."
 	case onboard.EGridFailed:
-		return "What this attempt created on the grid was cancelled. Retry provisioning alone, or Resume setup to run the remaining stages."
+		return "What this attempt created on the grid was canceled. Retry provisioning alone, or Resume setup to run the remaining stages."
 	case onboard.EInstallFailed:
 		return "The VM is kept. Retry the install alone, or Resume setup. The stage log on the details page shows the install output."
 	}

@@ -357,6 +357,6 @@ func (h *handler) teardownTester(c *fiber.Ctx) error {
 	username := strings.ToLower(c.Params("username"))
 	t, err := h.svc.Teardown(userContext(c), username)
 	return h.stepDone(c, username, t, err, func(*onboard.Tester) string {
-		return "Torn down: every contract cancelled and the slots freed."
+		return "Torn down: every contract canceled and the slots freed."
 	})
 }

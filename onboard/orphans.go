@@ -58,9 +58,9 @@ func (s *Service) CleanUpOrphans(ctx context.Context, nodeID, project string) (e
 	}
 	defer unlock()
 	if err := s.grid.Cancel(ctx, nodeID, project, "orphans-"+project); err != nil {
-		return Errorf(EGridFailed, "Cancelling project %s failed: %v. Try again.", project, err)
+		return Errorf(EGridFailed, "Canceling project %s failed: %v. Try again.", project, err)
 	}
-	s.log.Info("Orphaned contracts cancelled", "node_id", nodeID, "project", project)
+	s.log.Info("Orphaned contracts canceled", "node_id", nodeID, "project", project)
 	return nil
 }
 

@@ -218,14 +218,14 @@ func (s *Service) undoProvision(ctx context.Context, run *stepRun, nodeID, proje
 	cleanupCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.CleanupTimeout)
 	defer cancel()
 
-	run.say("Cancelling what this attempt created under project %s", project)
+	run.say("Canceling what this attempt created under project %s", project)
 	cleanupErr := s.grid.Cancel(cleanupCtx, nodeID, project, run.ID+"-undo")
 	if cleanupErr != nil {
 		run.say("Cleanup failed: %v. The contracts stay listed on the tester page; press Teardown to cancel them.",
 			cleanupErr)
 		s.log.Error("Provision cleanup failed", "tester", run.Username, "node_id", nodeID, "error", cleanupErr)
 	} else {
-		run.say("Cancelled every contract under project %s", project)
+		run.say("Canceled every contract under project %s", project)
 	}
 	if err := s.store.FailProvision(cleanupCtx, run.Username, ErrorMessage(cause), cleanupErr == nil, s.now()); err != nil {
 		s.log.Error("Failed provision not recorded", "tester", run.Username, "error", err)

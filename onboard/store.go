@@ -35,7 +35,7 @@ type Store interface {
 	FinishProvision(ctx context.Context, username string, p GridProject, now time.Time) error
 	// FailProvision marks the deployment failed with the reason and releases
 	// the reservation; cleared drops the recorded contracts, which the grid
-	// confirmed cancelled.
+	// confirmed canceled.
 	FailProvision(ctx context.Context, username, reason string, cleared bool, now time.Time) error
 	SetInstallState(ctx context.Context, username, state, reason string, now time.Time) error
 	// MarkInstalled stores the cockpit URL and queues m in the outbox when

@@ -51,7 +51,7 @@ func (s *Service) teardown(ctx context.Context, run *stepRun, canceling string) 
 		return err
 	}
 
-	run.say("Cancelling %d contracts under project %s on node %s", len(d.Contracts), d.Project, d.NodeID)
+	run.say("Canceling %d contracts under project %s on node %s", len(d.Contracts), d.Project, d.NodeID)
 	stageCtx, cancel := s.stageContext(ctx, StageTeardown)
 	defer cancel()
 	project := d.Project
@@ -72,7 +72,7 @@ func (s *Service) teardown(ctx context.Context, run *stepRun, canceling string) 
 	if err := s.store.FinishTeardown(context.WithoutCancel(ctx), username, s.now()); err != nil {
 		return err
 	}
-	run.say("The grid confirmed every contract cancelled; %d slots freed", BundleSlots)
+	run.say("The grid confirmed every contract canceled; %d slots freed", BundleSlots)
 	s.log.Info("Torn down", "tester", username, "node_id", d.NodeID)
 	return nil
 }

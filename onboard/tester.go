@@ -67,7 +67,7 @@ type Deployment struct {
 	VMAddress string
 	Error     string
 	// OnboardingID is the onboarding that provisioned it, if any, so that
-	// cancelling that onboarding undoes only what it created.
+	// canceling that onboarding undoes only what it created.
 	OnboardingID string
 }
 

@@ -181,13 +181,13 @@ func (r *Runner) finishCanceled(o *Onboarding, stage string, release func()) {
 	r.stageEvent(o, stage, StageCanceled, "Canceled by an admin")
 	t, err := r.store.FindTester(ctx, o.Username)
 	if err == nil && t.HasDeployment() && t.Deployment.OnboardingID == o.ID {
-		r.stageEvent(o, StageProvisioning, StageCanceled, "Undoing: cancelling the contracts this onboarding created")
+		r.stageEvent(o, StageProvisioning, StageCanceled, "Undoing: canceling the contracts this onboarding created")
 		run := r.svc.newRun(o.Username, StageProvisioning, o.ID, o.Attempt)
 		if err := r.svc.teardown(ctx, run, o.ID); err != nil {
 			r.stageEvent(o, StageProvisioning, StageCanceled,
 				"Undo failed: "+ErrorMessage(err)+" Press Teardown on the tester page.")
 		} else {
-			r.stageEvent(o, StageProvisioning, StageCanceled, "Undone: every contract cancelled and the slots freed")
+			r.stageEvent(o, StageProvisioning, StageCanceled, "Undone: every contract canceled and the slots freed")
 		}
 	}
 	if o.CreatedAccount {
