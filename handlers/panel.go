@@ -60,10 +60,13 @@ func newPanelView(o *onboard.Onboarding, oneTimePassword string) panelView {
 		failed = o.CurrentStage().Name
 	}
 	v.FailedLabel = lowerLabel(failed)
-	switch failed {
-	case onboard.StageProvisioning:
+	// A canceled onboarding undid its steps, so Resume setup, which its
+	// advice names, runs them again; a Retry of one step is for failures.
+	switch {
+	case o.Status == onboard.StatusCanceled:
+	case failed == onboard.StageProvisioning:
 		v.RetryStep, v.RetryLabel = "provision", "provisioning"
-	case onboard.StageInstalling:
+	case failed == onboard.StageInstalling:
 		v.RetryStep, v.RetryLabel = "install", "install"
 	}
 	v.NextStep = nextStep(o.ErrorCode, failed)

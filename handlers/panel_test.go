@@ -69,3 +69,16 @@ func TestStepResultReplacesPanelFailure(t *testing.T) {
 		t.Errorf("step result outside a panel swaps out of band:\n%s", plain)
 	}
 }
+
+func TestCanceledPanelOffersResumeNotRetry(t *testing.T) {
+	o := runningOnboarding(true)
+	o.Status, o.ErrorCode = onboard.StatusCanceled, onboard.ECanceled
+	o.Stages[1].Status = onboard.StageCanceled
+	got := renderView(t, "partials/panel_result", newPanelView(o, ""))
+	if strings.Contains(got, "/testers/dana/provision") {
+		t.Errorf("canceled panel offers a per-step Retry:\n%s", got)
+	}
+	if !strings.Contains(got, "Resume setup") {
+		t.Errorf("canceled panel lacks Resume setup:\n%s", got)
+	}
+}
