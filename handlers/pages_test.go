@@ -376,3 +376,20 @@ func TestFormFieldSentTwiceIsRejected(t *testing.T) {
 		t.Errorf("a form with username twice: status %d, want 400", status)
 	}
 }
+
+func TestSimPanelSaysWhetherNodeWasAdded(t *testing.T) {
+	s := testkit.StartServer(t, testkit.Options{})
+	sess := loginAs(t, s, "admin", testkit.AdminPassword)
+	for _, tc := range []struct{ node, want string }{
+		{"1", "Node 1 updated: online, 8 slots."},
+		{"999", "Node 999 added to the simulated grid: online, 8 slots."},
+	} {
+		r := htmxPost(t, s, sess, sess.CSRF, "/sim/node", url.Values{"node_id": {tc.node}, "total_slots": {"8"}})
+		if r.Status != http.StatusOK {
+			t.Fatalf("node %s: status %d: %s", tc.node, r.Status, r.Body)
+		}
+		if !strings.Contains(r.Body, tc.want) {
+			t.Errorf("node %s: the panel lacks the notice %q:\n%s", tc.node, tc.want, r.Body)
+		}
+	}
+}

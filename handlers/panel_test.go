@@ -82,3 +82,15 @@ func TestCanceledPanelOffersResumeNotRetry(t *testing.T) {
 		t.Errorf("canceled panel lacks Resume setup:\n%s", got)
 	}
 }
+
+func TestTesterDetailShowsStepNotice(t *testing.T) {
+	v := testerView{Username: "dana", InstallState: onboard.InstallInstalled, Notice: "Installed: the cockpit answers at https://dana.example/."}
+	got := renderView(t, "partials/tester_detail", v)
+	if !strings.Contains(got, `<p class="notice" role="status">Installed: the cockpit answers at https://dana.example/.</p>`) {
+		t.Errorf("tester block after a step lacks the step's notice:\n%s", got)
+	}
+	v.Notice = ""
+	if got := renderView(t, "partials/tester_detail", v); strings.Contains(got, `class="notice"`) {
+		t.Errorf("tester block without a step shows a notice:\n%s", got)
+	}
+}

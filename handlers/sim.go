@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
 
@@ -83,6 +84,10 @@ func (h *handler) setSimNode(c *fiber.Ctx) error {
 		online = &v
 	}
 	ctx := userContext(c)
+	// A node id the simulator lacks adds a node. The notice names that
+	// case, so that a mistyped id does not pass for an update.
+	_, lookupErr := h.sim.Node(ctx, string(f.NodeID), true)
+	added := onboard.ErrorCode(lookupErr) == onboard.ENotFound
 	n, err := h.sim.SetNode(ctx, string(f.NodeID), online, f.TotalSlots)
 	h.svc.RecordAudit(ctx, "sim.node", "", string(f.NodeID), err, simNodeDetail(online, f.TotalSlots))
 	if err != nil {
@@ -91,7 +96,15 @@ func (h *handler) setSimNode(c *fiber.Ctx) error {
 	if isAPI(c) {
 		return c.JSON(fiber.Map{"node_id": n.NodeID, "online": n.Online, "total_slots": n.TotalSlots, "used_slots": n.UsedSlots})
 	}
-	return h.renderSimPanel(c, "Node "+n.NodeID+" updated.")
+	state := "online"
+	if !n.Online {
+		state = "offline"
+	}
+	notice := fmt.Sprintf("Node %s updated: %s, %d slots.", n.NodeID, state, n.TotalSlots)
+	if added {
+		notice = fmt.Sprintf("Node %s added to the simulated grid: %s, %d slots.", n.NodeID, state, n.TotalSlots)
+	}
+	return h.renderSimPanel(c, notice)
 }
 
 func simNodeDetail(online *bool, slots *int) string {

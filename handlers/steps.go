@@ -42,12 +42,12 @@ func (h *handler) stepDone(c *fiber.Ctx, username string, t *onboard.Tester, err
 		}
 		return h.renderFragment(c, http.StatusOK, "partials/step_result", view)
 	}
-	return h.renderTesterDetail(c, t)
+	return h.renderTesterDetail(c, t, describe(t))
 }
 
 // renderTesterDetail renders the tester block with its current onboarding
 // state.
-func (h *handler) renderTesterDetail(c *fiber.Ctx, t *onboard.Tester) error {
+func (h *handler) renderTesterDetail(c *fiber.Ctx, t *onboard.Tester, notice string) error {
 	history, err := h.Runner.Onboardings(userContext(c), t.Username, 1)
 	if err != nil {
 		return err
@@ -59,7 +59,9 @@ func (h *handler) renderTesterDetail(c *fiber.Ctx, t *onboard.Tester) error {
 			active = latest
 		}
 	}
-	return h.renderFragment(c, http.StatusOK, "partials/tester_detail", h.newTesterView(t, active, latest))
+	v := h.newTesterView(t, active, latest)
+	v.Notice = notice
+	return h.renderFragment(c, http.StatusOK, "partials/tester_detail", v)
 }
 
 type otpView struct {

@@ -178,6 +178,8 @@ type testerView struct {
 	CanProvision, CanInstall, CanTeardown, CanResetPassword, CanDelete         bool
 	ProvisionNode, ResumeID, BusyReason                                        string
 	Busy                                                                       bool
+	// Notice is the outcome of the step a button just ran.
+	Notice string
 }
 
 func (h *handler) newTesterView(t *onboard.Tester, active, latest *onboard.Onboarding) testerView {
