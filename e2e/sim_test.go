@@ -58,6 +58,11 @@ func TestSimPanelFaultFailsNextInstall(t *testing.T) {
 	if got := tb.text(panelSelector(id) + "-failure"); !strings.HasPrefix(got, "Failed at installing the stack.") {
 		t.Errorf("the panel's failure says %q, want it to start with Failed at installing the stack.", got)
 	}
+	// The simulator panel follows the grid: the fault is used up, and the
+	// kept VM holds its slots.
+	tb.waitFor("the used-up fault gone from the simulator panel", pageTimeout,
+		`!document.querySelector("#sim-panel").textContent.includes("Pending faults")`)
+	tb.waitText("#sim-panel .sim-nodes tbody", "2 of 16", pageTimeout)
 	if o := s.onboarding(t, id); o.Error == nil || o.Error.Code != onboard.EInstallFailed {
 		t.Errorf("API onboarding ended with error %+v, want code %q", o.Error, onboard.EInstallFailed)
 	}
