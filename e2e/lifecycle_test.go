@@ -81,6 +81,10 @@ func TestReloadAndSecondTabReachReady(t *testing.T) {
 		}
 	}
 
+	// The onboarding page's events table follows the stream too.
+	second.waitFor("the finish event in the events table", pageTimeout,
+		`[...document.querySelectorAll("#onboarding-events tbody td:nth-child(4)")].some(td => td.textContent === "succeeded")`)
+
 	// Watch the network for the whole quiet period: a stream that the page
 	// failed to close would reconnect within its retry delay of 2s.
 	time.Sleep(time.Until(readyAt[second].Add(streamQuiet)))
