@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestAddAndSetUpShowsEachStageLive(t *testing.T) {
@@ -152,6 +153,10 @@ func TestRetryOnFailedPanelThenResume(t *testing.T) {
 	if got := tb.text(panel + "-next"); got != "" {
 		t.Errorf("after the retry the panel still advises %q", got)
 	}
+	// The testers list learns of the step from the response, not from a
+	// stream, and shows the new deployment well before its 10 s poll.
+	tb.waitFor("cleo's deployment active in the testers list", 5*time.Second,
+		`[...document.querySelectorAll("#testers-table tbody tr")].some(tr => !!tr.querySelector('a[href="/testers/cleo"]') && !!tr.querySelector(".badge.active"))`)
 	resume := panel + " .actions button.primary"
 	if got := tb.text(resume); got != "Resume setup" {
 		t.Fatalf("the panel's button says %q, want Resume setup", got)

@@ -13,6 +13,10 @@ const (
 	hxRedirect = "HX-Redirect"
 	hxRetarget = "HX-Retarget"
 	hxReswap   = "HX-Reswap"
+	hxTrigger  = "HX-Trigger"
+	// changedEvent makes the page's live parts, such as the testers list
+	// and the capacity readout, reload themselves.
+	changedEvent = "deployer:changed"
 	// errorTargetHeader names the element where a request's error message
 	// goes; forms and buttons set it through hx-headers.
 	errorTargetHeader = "X-Error-Target"

@@ -40,6 +40,9 @@ func (h *handler) stepDone(c *fiber.Ctx, username string, t *onboard.Tester, err
 				view.Message += " Press Resume setup to run the remaining stages."
 			}
 		}
+		// A step run makes no onboarding event, so the page's live parts
+		// learn of it from the response.
+		c.Set(hxTrigger, changedEvent)
 		return h.renderFragment(c, http.StatusOK, "partials/step_result", view)
 	}
 	return h.renderTesterDetail(c, t, describe(t))
