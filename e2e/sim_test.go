@@ -92,8 +92,15 @@ func TestOrphansPageCleansUpProject(t *testing.T) {
 	tb := b.newTab("admin")
 	tb.login(s.URL)
 	tb.navigate(s.URL + "/orphans")
-	if n := tb.count("#orphans tbody tr form"); n != 2 {
-		t.Fatalf("the orphans page lists %d contracts with a cleanup, want 2", n)
+	if n := tb.count("#orphans tbody tr"); n != 2 {
+		t.Fatalf("the orphans page lists %d contracts, want 2", n)
+	}
+	// Cleanup works on the whole project, so one button serves both rows.
+	if got := tb.text(`#orphans tbody tr form button[type="submit"]`); got != "Clean up project (2 contracts)" {
+		t.Errorf("the cleanup button says %q, want Clean up project (2 contracts)", got)
+	}
+	if n := tb.count("#orphans tbody tr form"); n != 1 {
+		t.Errorf("the orphans page offers %d cleanups for one project, want 1", n)
 	}
 	tb.acceptDialog("Cancel every contract of this project on the grid?")
 	tb.click(`#orphans tbody tr form button[type="submit"]`)

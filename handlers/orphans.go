@@ -1,7 +1,9 @@
 package handlers
 
 import (
+	"cmp"
 	"net/http"
+	"slices"
 	"strconv"
 
 	"deployer/onboard"
@@ -11,17 +13,48 @@ import (
 
 type orphansView struct {
 	page
-	Orphans       []onboard.Contract
+	Rows          []orphanRow
 	Error, Notice string
 }
 
-func (h *handler) showOrphansPage(c *fiber.Ctx) error {
-	v := orphansView{page: h.page(c, "Orphans", "orphans")}
+// orphanRow is one orphaned contract. Cleanup works on a whole project, so
+// only the first row of each project offers it.
+type orphanRow struct {
+	onboard.Contract
+	// ProjectContracts is the count of the project's contracts, on its
+	// first row, and 0 on the others.
+	ProjectContracts int
+}
+
+// orphanRows groups the contracts by node and project, in id order.
+func orphanRows(orphans []onboard.Contract) []orphanRow {
+	sorted := slices.Clone(orphans)
+	slices.SortStableFunc(sorted, func(a, b onboard.Contract) int {
+		return cmp.Or(cmp.Compare(a.NodeID, b.NodeID), cmp.Compare(a.Project, b.Project), cmp.Compare(a.ID, b.ID))
+	})
+	rows := make([]orphanRow, len(sorted))
+	first := 0
+	for i, c := range sorted {
+		rows[i].Contract = c
+		if c.NodeID != sorted[first].NodeID || c.Project != sorted[first].Project {
+			first = i
+		}
+		rows[first].ProjectContracts++
+	}
+	return rows
+}
+
+func (h *handler) orphansView(c *fiber.Ctx, v orphansView) orphansView {
 	orphans, err := h.svc.Orphans(userContext(c))
 	if err != nil {
 		v.Error = onboard.ErrorMessage(err)
 	}
-	v.Orphans = orphans
+	v.Rows = orphanRows(orphans)
+	return v
+}
+
+func (h *handler) showOrphansPage(c *fiber.Ctx) error {
+	v := h.orphansView(c, orphansView{page: h.page(c, "Orphans", "orphans")})
 	return h.renderPage(c, http.StatusOK, "pages/orphans", v)
 }
 
@@ -63,11 +96,6 @@ func (h *handler) cleanUpOrphans(c *fiber.Ctx) error {
 	if isAPI(c) {
 		return h.listOrphans(c)
 	}
-	v := orphansView{Notice: "Canceled the contracts of project " + f.Project + "."}
-	orphans, err := h.svc.Orphans(ctx)
-	if err != nil {
-		v.Error = onboard.ErrorMessage(err)
-	}
-	v.Orphans = orphans
+	v := h.orphansView(c, orphansView{Notice: "Canceled the contracts of project " + f.Project + "."})
 	return h.renderFragment(c, http.StatusOK, "partials/orphans_table", v)
 }

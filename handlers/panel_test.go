@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -92,5 +93,20 @@ func TestTesterDetailShowsStepNotice(t *testing.T) {
 	v.Notice = ""
 	if got := renderView(t, "partials/tester_detail", v); strings.Contains(got, `class="notice"`) {
 		t.Errorf("tester block without a step shows a notice:\n%s", got)
+	}
+}
+
+func TestOrphanRowsGroupedByProject(t *testing.T) {
+	c := func(id int64, node, project string) onboard.Contract {
+		return onboard.Contract{ID: id, NodeID: node, Project: project}
+	}
+	rows := orphanRows([]onboard.Contract{c(5, "1", "p2"), c(3, "1", "p1"), c(4, "1", "p2"), c(1, "2", "p1"), c(9, "1", "p1")})
+	var got []string
+	for _, r := range rows {
+		got = append(got, fmt.Sprintf("%s/%s/%d:%d", r.NodeID, r.Project, r.ID, r.ProjectContracts))
+	}
+	want := "[1/p1/3:2 1/p1/9:0 1/p2/4:2 1/p2/5:0 2/p1/1:1]"
+	if fmt.Sprint(got) != want {
+		t.Errorf("rows %v, want %s", got, want)
 	}
 }
