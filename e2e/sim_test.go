@@ -48,6 +48,22 @@ func TestSimPanelFaultFailsNextInstall(t *testing.T) {
 	tb.login(s.URL)
 	tb.openSimPanel()
 
+	// A refused form shows its error, and the notice of the last accepted
+	// one goes.
+	tb.click(`#sim-panel .sim-nodes button[type="submit"]`)
+	tb.waitText("#sim-panel .notice", "Node 1 updated: offline", pageTimeout)
+	tb.do("clear the fault count", chromedp.SetValue(chromedp.CSS(`#sim-panel input[name="times"]`), "-1"),
+		chromedp.SetAttributeValue(chromedp.CSS(`#sim-panel form[hx-post="/sim/faults"]`), "novalidate", ""))
+	tb.click(`#sim-panel form[hx-post="/sim/faults"] button[type="submit"]`)
+	tb.waitFor("the fault form's error", pageTimeout, `document.querySelector("#sim-errors").textContent.trim() !== ""`)
+	if n := tb.count("#sim-panel .notice"); n != 0 {
+		t.Errorf("after a refused form the panel still shows %d notices of the last accepted one", n)
+	}
+	tb.takeProblems()
+	tb.click(`#sim-panel .sim-nodes button[type="submit"]`)
+	tb.waitText("#sim-panel .notice", "Node 1 updated: online", pageTimeout)
+	tb.do("reset the fault count", chromedp.SetValue(chromedp.CSS(`#sim-panel input[name="times"]`), "1"))
+
 	tb.do("choose the installing stage",
 		chromedp.SetValue(chromedp.CSS(`#sim-panel select[name="stage"]`), "installing"))
 	tb.click(`#sim-panel form[hx-post="/sim/faults"] button[type="submit"]`)

@@ -84,8 +84,14 @@
   document.addEventListener("htmx:sendError", function () {
     flash("The deployer did not answer. Check that it is running, then try again.");
   });
-  document.addEventListener("htmx:beforeRequest", function () {
+  document.addEventListener("htmx:beforeRequest", function (ev) {
     var box = document.getElementById("flash");
     if (box) box.replaceChildren();
+    // A form's new outcome replaces the notice of its last one, also when
+    // the outcome is an error that goes elsewhere in the panel.
+    var panel = ev.target.closest && ev.target.closest("#sim-panel");
+    if (panel && ev.detail.requestConfig && ev.detail.requestConfig.verb === "post") {
+      panel.querySelectorAll(".notice").forEach(function (n) { n.remove(); });
+    }
   });
 })();
