@@ -11,10 +11,7 @@ import (
 func TestCancelShowsCancelingUntilUndone(t *testing.T) {
 	requireBrowser(t)
 	// Slow steps keep the undo on screen for a few seconds.
-	s := startServer(t, serverOptions{SimDelay: 2 * time.Second})
-	b := newBrowser(t, s.URL)
-	tb := b.newTab("admin")
-	tb.login(s.URL)
+	s, tb := startAdminTab(t, serverOptions{SimDelay: 2 * time.Second})
 
 	id := tb.startOnboarding("lena", "Lena Example", "lena@example.org")
 	panel := panelSelector(id)

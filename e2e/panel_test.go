@@ -30,6 +30,16 @@ func (tb *tab) fillStartForm(username, fullName, email string) {
 	)
 }
 
+// startAdminTab starts a deployer and returns it with a browser tab logged
+// in as admin.
+func startAdminTab(t *testing.T, o serverOptions) (*server, *tab) {
+	t.Helper()
+	s := startServer(t, o)
+	tb := newBrowser(t, s.URL).newTab("admin")
+	tb.login(s.URL)
+	return s, tb
+}
+
 // startOnboarding fills in the start form, presses "Add and set up" and
 // returns the id of the onboarding whose panel appears.
 func (tb *tab) startOnboarding(username, fullName, email string) string {

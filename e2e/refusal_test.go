@@ -10,10 +10,7 @@ import (
 // nothing more.
 func TestRefusedStartKeepsFormAndMessage(t *testing.T) {
 	requireBrowser(t)
-	s := startServer(t, serverOptions{})
-	b := newBrowser(t, s.URL)
-	tb := b.newTab("admin")
-	tb.login(s.URL)
+	s, tb := startAdminTab(t, serverOptions{})
 
 	tb.fillStartForm("nora", "Nora Example", "not-an-email")
 	// The browser's own email check would stop the submit first.

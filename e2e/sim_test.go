@@ -13,6 +13,9 @@ import (
 	"github.com/chromedp/chromedp"
 )
 
+// simNodeButton is the button that takes node 1 offline or brings it back.
+const simNodeButton = `#sim-panel .sim-nodes button[type="submit"]`
+
 // openSimPanel opens the simulated grid's panel on the testers page.
 func (tb *tab) openSimPanel() {
 	tb.click("#sim-panel summary")
@@ -21,38 +24,32 @@ func (tb *tab) openSimPanel() {
 
 func TestSimPanelTakesNodeOfflineAndBack(t *testing.T) {
 	requireBrowser(t)
-	s := startServer(t, serverOptions{})
-	b := newBrowser(t, s.URL)
-	tb := b.newTab("admin")
-	tb.login(s.URL)
+	s, tb := startAdminTab(t, serverOptions{})
 	tb.openSimPanel()
 
-	tb.click(`#sim-panel .sim-nodes button[type="submit"]`)
+	tb.click(simNodeButton)
 	tb.waitText("#sim-panel .sim-nodes .badge", "offline", pageTimeout)
 	tb.waitText("#capacity .readout", "offline", pageTimeout)
 	checkStartBlocked(t, tb, s, "not usable")
 
-	if got := tb.text(`#sim-panel .sim-nodes button[type="submit"]`); got != "Bring online" {
+	if got := tb.text(simNodeButton); got != "Bring online" {
 		t.Fatalf("the offline node's button says %q, want Bring online", got)
 	}
-	tb.click(`#sim-panel .sim-nodes button[type="submit"]`)
+	tb.click(simNodeButton)
 	tb.waitText("#sim-panel .sim-nodes .badge", "online", pageTimeout)
 	tb.waitText("#capacity .readout", "room for 8 more testers", pageTimeout)
 }
 
 func TestSimPanelFaultFailsNextInstall(t *testing.T) {
 	requireBrowser(t)
-	s := startServer(t, serverOptions{})
-	b := newBrowser(t, s.URL)
-	tb := b.newTab("admin")
-	tb.login(s.URL)
+	s, tb := startAdminTab(t, serverOptions{})
 	tb.openSimPanel()
 
 	// A refused form shows its error, and the notice of the last accepted
 	// one goes.
-	tb.click(`#sim-panel .sim-nodes button[type="submit"]`)
+	tb.click(simNodeButton)
 	tb.waitText("#sim-panel .notice", "Node 1 updated: offline", pageTimeout)
-	tb.do("clear the fault count", chromedp.SetValue(chromedp.CSS(`#sim-panel input[name="times"]`), "-1"),
+	tb.do("enter an invalid fault count", chromedp.SetValue(chromedp.CSS(`#sim-panel input[name="times"]`), "-1"),
 		chromedp.SetAttributeValue(chromedp.CSS(`#sim-panel form[hx-post="/sim/faults"]`), "novalidate", ""))
 	tb.click(`#sim-panel form[hx-post="/sim/faults"] button[type="submit"]`)
 	tb.waitFor("the fault form's error", pageTimeout, `document.querySelector("#sim-errors").textContent.trim() !== ""`)
@@ -60,7 +57,7 @@ func TestSimPanelFaultFailsNextInstall(t *testing.T) {
 		t.Errorf("after a refused form the panel still shows %d notices of the last accepted one", n)
 	}
 	tb.takeProblems()
-	tb.click(`#sim-panel .sim-nodes button[type="submit"]`)
+	tb.click(simNodeButton)
 	tb.waitText("#sim-panel .notice", "Node 1 updated: online", pageTimeout)
 	tb.do("reset the fault count", chromedp.SetValue(chromedp.CSS(`#sim-panel input[name="times"]`), "1"))
 

@@ -44,7 +44,9 @@ func orphanRows(orphans []onboard.Contract) []orphanRow {
 	return rows
 }
 
-func (h *handler) orphansView(c *fiber.Ctx, v orphansView) orphansView {
+// withOrphans fills v with the orphaned contracts, or the error that kept
+// them from being read.
+func (h *handler) withOrphans(c *fiber.Ctx, v orphansView) orphansView {
 	orphans, err := h.svc.Orphans(userContext(c))
 	if err != nil {
 		v.Error = onboard.ErrorMessage(err)
@@ -54,7 +56,7 @@ func (h *handler) orphansView(c *fiber.Ctx, v orphansView) orphansView {
 }
 
 func (h *handler) showOrphansPage(c *fiber.Ctx) error {
-	v := h.orphansView(c, orphansView{page: h.page(c, "Orphans", "orphans")})
+	v := h.withOrphans(c, orphansView{page: h.page(c, "Orphans", "orphans")})
 	return h.renderPage(c, http.StatusOK, "pages/orphans", v)
 }
 
@@ -96,6 +98,6 @@ func (h *handler) cleanUpOrphans(c *fiber.Ctx) error {
 	if isAPI(c) {
 		return h.listOrphans(c)
 	}
-	v := h.orphansView(c, orphansView{Notice: "Canceled the contracts of project " + f.Project + "."})
+	v := h.withOrphans(c, orphansView{Notice: "Canceled the contracts of project " + f.Project + "."})
 	return h.renderFragment(c, http.StatusOK, "partials/orphans_table", v)
 }

@@ -29,10 +29,11 @@ var migrations embed.FS
 // order is time order and SQLite's date functions read them.
 const timeFormat = "2006-01-02T15:04:05.000000000Z"
 
-// DB is an open deployer database: one connection for writes, owned by one
-// goroutine, so that writers queue in Go instead of meeting SQLITE_BUSY and
-// the writes queued together share a commit; and a pool for reads, which
-// WAL lets run beside the writer. DB is safe for concurrent use.
+// DB is an open deployer database with one connection for writes and a
+// pool for reads, which WAL lets run beside the writer. One goroutine owns
+// the write connection, so writers queue in Go instead of meeting
+// SQLITE_BUSY, and the writes queued together share a commit. DB is safe
+// for concurrent use.
 type DB struct {
 	path   string
 	write  *sql.DB
@@ -97,8 +98,8 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	return db, nil
 }
 
-// Close stops the writer, answering writes still queued with an error, and
-// closes both pools.
+// Close stops the writer, which returns an error to the writes still
+// queued, and closes both pools.
 func (db *DB) Close() error {
 	db.writer.close()
 	var errs []error
