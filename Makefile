@@ -29,8 +29,11 @@ test:
 
 # fuzz runs each fuzz target for FUZZTIME on top of its seed corpus. A
 # failing input is saved under the package's testdata/fuzz, and go test
-# replays it from then on. Set FUZZTIME=5m for a longer search.
-FUZZTIME ?= 5s
+# replays it from then on. The budget is a count of inputs, not a duration:
+# Go 1.26's fuzzing coordinator can report its own -fuzztime deadline as a
+# failure when a worker is busy as it expires (go.dev/issue/75804), while a
+# count ends without a deadline. Set FUZZTIME=5000000x for a longer search.
+FUZZTIME ?= 50000x
 FUZZ_TARGETS := \
 	onboard:FuzzValidateUsername onboard:FuzzValidateFullName onboard:FuzzValidateEmail \
 	onboard:FuzzValidateNodeID onboard:FuzzNormalizeTesterInput handlers:FuzzWriteEvent
