@@ -57,17 +57,21 @@ func block(t *testing.T, conf, head string) string {
 // server cannot keep: its listen and ssl_ directives.
 var tlsLines = regexp.MustCompile(`(?m)^\s*(listen|ssl_\w+)\s[^\n]*;\n`)
 
-// renderConfig turns the example into a complete nginx configuration that
-// listens on 127.0.0.1:port and proxies to upstream. It keeps the example's
-// upstream block and its HTTPS server with every proxy setting and location,
-// serving plain HTTP in place of TLS, and leaves out the HTTP redirect.
-func renderConfig(t *testing.T, dir string, port int, upstream string) string {
+// renderConfig turns the example, changed by edit when edit is not nil,
+// into a complete nginx configuration that listens on 127.0.0.1:port and
+// proxies to upstream. It keeps the example's upstream block and its HTTPS
+// server with every proxy setting and location, serving plain HTTP in place
+// of TLS, and leaves out the HTTP redirect.
+func renderConfig(t *testing.T, dir string, port int, upstream string, edit func(t *testing.T, conf string) string) string {
 	t.Helper()
 	example, err := os.ReadFile("nginx-deployer.conf")
 	if err != nil {
 		t.Fatal(err)
 	}
 	conf := string(example)
+	if edit != nil {
+		conf = edit(t, conf)
+	}
 	upstreamBlock := block(t, conf, "upstream deployer {")
 	if !strings.Contains(upstreamBlock, "server 127.0.0.1:8080;") {
 		t.Fatalf("the upstream block no longer points at 127.0.0.1:8080:\n%s", upstreamBlock)
@@ -120,10 +124,10 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// startNginx runs nginx with the rendered example in front of the server
-// and returns its base URL. It skips the test when nginx is missing, except
-// in CI, where the test fails.
-func startNginx(t *testing.T, upstream string) string {
+// startNginx runs nginx with the rendered example, changed by edit when
+// edit is not nil, in front of the server and returns its base URL. It
+// skips the test when nginx is missing, except in CI, where the test fails.
+func startNginx(t *testing.T, upstream string, edit func(t *testing.T, conf string) string) string {
 	t.Helper()
 	if _, err := os.Stat(nginxPath); err != nil {
 		if os.Getenv("CI") == "true" {
@@ -134,7 +138,7 @@ func startNginx(t *testing.T, upstream string) string {
 	dir := t.TempDir()
 	port := freePort(t)
 	conf := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(conf, []byte(renderConfig(t, dir, port, upstream)), 0o600); err != nil {
+	if err := os.WriteFile(conf, []byte(renderConfig(t, dir, port, upstream, edit)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 
@@ -230,9 +234,30 @@ func openStream(t *testing.T, client *http.Client, target string, header http.He
 	return resp
 }
 
+// withoutProxyBuffering removes the events location's "proxy_buffering
+// off", leaving the deployer's X-Accel-Buffering header alone to keep
+// nginx from buffering the stream.
+func withoutProxyBuffering(t *testing.T, conf string) string {
+	t.Helper()
+	const line = "        proxy_buffering off;\n"
+	if strings.Count(conf, line) != 1 {
+		t.Fatalf("the example has %d lines %q, want 1", strings.Count(conf, line), line)
+	}
+	return strings.Replace(conf, line, "", 1)
+}
+
 func TestNginxDeliversEachEventWithinASecond(t *testing.T) {
+	t.Run("example", func(t *testing.T) { testNginxDelivery(t, nil) })
+	// The example turns buffering off in nginx, and the deployer's header
+	// turns it off again. The header alone must keep events flowing, so
+	// that a host whose configuration lacks the line still gets each event
+	// at once.
+	t.Run("header alone", func(t *testing.T) { testNginxDelivery(t, withoutProxyBuffering) })
+}
+
+func testNginxDelivery(t *testing.T, edit func(t *testing.T, conf string) string) {
 	s := testkit.StartServer(t, testkit.Options{Delay: 300 * time.Millisecond, Heartbeat: time.Second})
-	base := startNginx(t, strings.TrimPrefix(s.URL, "http://"))
+	base := startNginx(t, strings.TrimPrefix(s.URL, "http://"), edit)
 
 	var health struct{ Status string }
 	if status := apiRequest(t, http.MethodGet, base+"/healthz", nil, &health); status != http.StatusOK {
@@ -300,7 +325,7 @@ func later(a, b time.Time) time.Time {
 
 func TestNginxStreamsPanelToLoggedInAdmin(t *testing.T) {
 	s := testkit.StartServer(t, testkit.Options{Delay: 300 * time.Millisecond, Heartbeat: time.Second})
-	base := startNginx(t, strings.TrimPrefix(s.URL, "http://"))
+	base := startNginx(t, strings.TrimPrefix(s.URL, "http://"), nil)
 
 	jar, _ := cookiejar.New(nil)
 	browser := &http.Client{Jar: jar, Timeout: 60 * time.Second}
