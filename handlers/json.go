@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -212,7 +213,11 @@ func checkJSONKeys(body []byte, dst any) error {
 	if !utf8.Valid(body) {
 		return onboard.Errorf(onboard.EInvalid, "The JSON body is not valid UTF-8 text.")
 	}
-	allowed := jsonFieldNames(dst)
+	names := jsonFieldNames(dst)
+	allowed := make(map[string]bool, len(names))
+	for _, name := range names {
+		allowed[name] = true
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
 		return nil // not an object: decodeJSON reports it
@@ -226,8 +231,7 @@ func checkJSONKeys(body []byte, dst any) error {
 		key, _ := tok.(string)
 		switch {
 		case !allowed[key]:
-			return onboard.FieldError(clip(key, 40), "Field %q is unknown here; field names are lowercase, as documented.",
-				clip(key, 40))
+			return unknownFieldError(clip(key, 40), names)
 		case seen[key]:
 			return onboard.FieldError(key, "Field %q appears twice; send it once.", key)
 		}
@@ -240,9 +244,33 @@ func checkJSONKeys(body []byte, dst any) error {
 	return nil
 }
 
-// jsonFieldNames returns the json tag names of the struct dst points to.
-func jsonFieldNames(dst any) map[string]bool {
-	names := map[string]bool{}
+// unknownFieldError returns EInvalid for a JSON key that is not one of
+// names. For a key that differs from a name only in case, the message gives
+// that name; for any other key, it lists the names the address accepts.
+func unknownFieldError(key string, names []string) error {
+	lower := strings.ToLower(key)
+	if lower != key && slices.Contains(names, lower) {
+		return onboard.FieldError(key, "Field %q is unknown here. Field names are lowercase, so send %q instead.",
+			key, lower)
+	}
+	if len(names) == 0 {
+		return onboard.FieldError(key, "Field %q is unknown here. This address accepts no fields.", key)
+	}
+	return onboard.FieldError(key, "Field %q is unknown here. This address accepts %s.", key, joinNames(names))
+}
+
+// joinNames lists names as "a, b and c".
+func joinNames(names []string) string {
+	if len(names) == 1 {
+		return names[0]
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
+}
+
+// jsonFieldNames returns the json tag names of the struct dst points to, in
+// the order of its fields.
+func jsonFieldNames(dst any) []string {
+	var names []string
 	t := reflect.TypeOf(dst)
 	if t.Kind() != reflect.Pointer || t.Elem().Kind() != reflect.Struct {
 		return names
@@ -251,7 +279,7 @@ func jsonFieldNames(dst any) map[string]bool {
 	for i := 0; i < t.NumField(); i++ {
 		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
 		if name != "" && name != "-" {
-			names[name] = true
+			names = append(names, name)
 		}
 	}
 	return names
