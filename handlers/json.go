@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"math/big"
 	"reflect"
 	"slices"
 	"strconv"
@@ -194,6 +196,9 @@ func parseBody(c *fiber.Ctx, dst any) error {
 		if err := checkFormValues(c); err != nil {
 			return err
 		}
+		if err := checkFormIntegers(c, dst); err != nil {
+			return err
+		}
 		if err := c.BodyParser(dst); err != nil {
 			return onboard.Errorf(onboard.EInvalid, "The form could not be read: %s.", clip(err.Error(), 200))
 		}
@@ -246,7 +251,7 @@ func checkJSONKeys(body []byte, dst any) error {
 
 // unknownFieldError returns EInvalid for a JSON key that is not one of
 // names. For a key that differs from a name only in case, the message gives
-// that name; for any other key, it lists the names the address accepts.
+// that name. For any other key, it lists the names the address accepts.
 func unknownFieldError(key string, names []string) error {
 	lower := strings.ToLower(key)
 	if lower != key && slices.Contains(names, lower) {
@@ -341,10 +346,125 @@ func decodeJSON(body []byte, dst any) error {
 	}
 	var typeErr *json.UnmarshalTypeError
 	if errors.As(err, &typeErr) && typeErr.Field != "" {
+		if isInteger(typeErr.Type) {
+			return jsonIntegerError(typeErr)
+		}
 		return onboard.FieldError(typeErr.Field, "%s must be a JSON %s, not %s.",
 			fieldLabel(typeErr.Field), jsonKind(typeErr.Type), typeErr.Value)
 	}
 	return onboard.Errorf(onboard.EInvalid, "The JSON body could not be read: %s.", jsonErrorText(err))
+}
+
+// isInteger reports whether t, or the type t points to, is a Go integer.
+func isInteger(t reflect.Type) bool {
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return true
+	}
+	return false
+}
+
+// jsonIntegerError explains why the JSON decoder rejected the value of an
+// integer field. The error's Value is "number 1e9" for a number, and the
+// JSON type, such as "string", for anything else.
+func jsonIntegerError(typeErr *json.UnmarshalTypeError) error {
+	literal, isNumber := strings.CutPrefix(typeErr.Value, "number ")
+	if !isNumber {
+		kind := typeErr.Value
+		if kind == "bool" {
+			kind = "boolean"
+		}
+		return onboard.FieldError(typeErr.Field, "%s must be a whole number, not a JSON %s.",
+			fieldLabel(typeErr.Field), kind)
+	}
+	return integerError(typeErr.Field, typeErr.Type, literal)
+}
+
+// integerError explains why literal, the text of a JSON number or a form
+// value, is not a valid value for the integer field of type t. A value such
+// as 1e9 or 2.0 is a whole number, but the decoders read only plain digits,
+// so the message shows it in digits.
+func integerError(field string, t reflect.Type, literal string) error {
+	label, shown := fieldLabel(field), clip(literal, 40)
+	// 1024 bits keep every digit of a value near the 64-bit limits, so
+	// that 9223372036854775807.5 does not round to a whole number.
+	f, ok := new(big.Float).SetPrec(1024).SetString(literal)
+	if !ok && isHugeNumber(literal) {
+		return onboard.FieldError(field, "%s must be a whole number, not %s, which is out of range.", label, shown)
+	}
+	if !ok || !f.IsInt() {
+		return onboard.FieldError(field, "%s must be a whole number, not %s.", label, shown)
+	}
+	digits := f.Text('f', 0)
+	if parseInteger(digits, t) != nil {
+		return onboard.FieldError(field, "%s must be a whole number, not %s, which is out of range.", label, shown)
+	}
+	return onboard.FieldError(field, "%s must be a whole number in plain digits, so send %s instead of %s.",
+		label, digits, shown)
+}
+
+// isHugeNumber reports whether literal is a number too large for a float64,
+// such as 1e999999999999, whose exponent big.Float cannot hold either.
+func isHugeNumber(literal string) bool {
+	v, err := strconv.ParseFloat(literal, 64)
+	return errors.Is(err, strconv.ErrRange) && math.IsInf(v, 0)
+}
+
+// checkFormIntegers returns EInvalid for the first integer field of the
+// struct dst points to whose form value is not plain digits within the
+// field's type, with the message a JSON body gets. Fiber's form decoder
+// reports only that it could not convert the value.
+func checkFormIntegers(c *fiber.Ctx, dst any) error {
+	t := reflect.TypeOf(dst)
+	if t.Kind() != reflect.Pointer || t.Elem().Kind() != reflect.Struct {
+		return nil
+	}
+	t = t.Elem()
+	for i := 0; i < t.NumField(); i++ {
+		field := t.Field(i)
+		name, _, _ := strings.Cut(field.Tag.Get("form"), ",")
+		if name == "" || name == "-" || !isInteger(field.Type) {
+			continue
+		}
+		value, ok := formValue(c, name)
+		if !ok || value == "" {
+			continue
+		}
+		if err := parseInteger(value, field.Type); err != nil {
+			return integerError(name, field.Type, value)
+		}
+	}
+	return nil
+}
+
+// parseInteger returns an error unless value is plain digits, with an
+// optional sign, that fit the integer type t or the type t points to.
+func parseInteger(value string, t reflect.Type) error {
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() >= reflect.Int && t.Kind() <= reflect.Int64 {
+		_, err := strconv.ParseInt(value, 10, t.Bits())
+		return err
+	}
+	_, err := strconv.ParseUint(value, 10, t.Bits())
+	return err
+}
+
+// formValue returns the value of a URL-encoded or multipart form field of
+// the body, never of the query string.
+func formValue(c *fiber.Ctx, name string) (string, bool) {
+	if v := c.Request().PostArgs().Peek(name); v != nil {
+		return string(v), true
+	}
+	if form, err := c.MultipartForm(); err == nil && len(form.Value[name]) > 0 {
+		return form.Value[name][0], true
+	}
+	return "", false
 }
 
 // checkFieldLengths returns EInvalid for the first string field of the

@@ -2,11 +2,51 @@ package handlers_test
 
 import (
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
 	"deployer/internal/testkit"
 )
+
+func TestIntegerFieldsNameValueAndRule(t *testing.T) {
+	s := testkit.StartServer(t, testkit.Options{})
+	cases := []struct {
+		name, path, field, value, wantText string
+	}{
+		{"exponent", "/api/sim/faults", "times", "1e9", "Times must be a whole number in plain digits, so send 1000000000 instead of 1e9."},
+		{"decimal point", "/api/sim/faults", "times", "2.0", "Times must be a whole number in plain digits, so send 2 instead of 2.0."},
+		{"fraction", "/api/sim/faults", "times", "1.5", "Times must be a whole number, not 1.5."},
+		{"over 64 bits", "/api/sim/faults", "times", "99999999999999999999", "Times must be a whole number, not 99999999999999999999, which is out of range."},
+		{"huge exponent", "/api/sim/faults", "times", "1e400", "Times must be a whole number, not 1e400, which is out of range."},
+		{"slots exponent", "/api/sim/node", "total_slots", "1e2", "Total slots must be a whole number in plain digits, so send 100 instead of 1e2."},
+		{"slots fraction", "/api/sim/node", "total_slots", "0.5", "Total slots must be a whole number, not 0.5."},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name+" in JSON", func(t *testing.T) {
+			r := apiJSON(t, s, http.MethodPost, tc.path, `{"`+tc.field+`":`+tc.value+`}`)
+			checkFieldError(t, r, tc.field, tc.wantText)
+		})
+		t.Run(tc.name+" in a form", func(t *testing.T) {
+			form := url.Values{tc.field: {tc.value}}
+			if tc.field == "times" {
+				form.Set("stage", "installing")
+			}
+			r := send(t, s.URL, request{Method: http.MethodPost, Path: tc.path, Body: form.Encode(), Header: map[string]string{
+				"Authorization": "Bearer " + testkit.Token, "Content-Type": "application/x-www-form-urlencoded",
+			}})
+			checkFieldError(t, r, tc.field, tc.wantText)
+		})
+	}
+
+	r := apiJSON(t, s, http.MethodPost, "/api/sim/faults", `{"stage":"installing","times":"3"}`)
+	checkFieldError(t, r, "times", "Times must be a whole number, not a JSON string.")
+	r = apiJSON(t, s, http.MethodPost, "/api/sim/node", `{"total_slots":true}`)
+	checkFieldError(t, r, "total_slots", "Total slots must be a whole number, not a JSON boolean.")
+	if n := pendingFaults(t, s); n != 0 {
+		t.Errorf("%d faults pending after rejected input, want 0", n)
+	}
+}
 
 func TestUnknownFieldMessage(t *testing.T) {
 	s := testkit.StartServer(t, testkit.Options{})
