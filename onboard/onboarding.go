@@ -98,6 +98,22 @@ func (o *Onboarding) CurrentStage() Stage {
 	return current
 }
 
+// ActiveStage returns the name of the stage that a running onboarding is
+// at: the running stage, or else the first pending one, which runs next.
+// For a finished onboarding it returns where it stopped.
+func (o *Onboarding) ActiveStage() string {
+	current := o.CurrentStage()
+	if o.Finished() || current.Status == StageRunning {
+		return current.Name
+	}
+	for _, s := range o.Stages {
+		if s.Status == StagePending {
+			return s.Name
+		}
+	}
+	return current.Name
+}
+
 // FailedStage returns the name of the stage that failed, or "".
 func (o *Onboarding) FailedStage() string {
 	for _, s := range o.Stages {

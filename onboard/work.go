@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 )
 
 // work claims the onboarding and runs its remaining stages in order;
@@ -13,7 +14,11 @@ func (r *Runner) work(ctx context.Context, launched *Onboarding, release func())
 	id := launched.ID
 	log := r.log.With("onboarding_id", id, "tester", launched.Username, "node_id", launched.NodeID)
 	ttl := r.svc.opts.LeaseTTL
-	ok, err := r.store.ClaimOnboarding(ctx, id, r.owner, r.svc.now().Add(ttl), false)
+	// The claim and the first reads ignore ctx's end, so that a cancel or a
+	// stop that comes this early still reaches the stage loop, which
+	// carries it out, instead of leaving the onboarding running unworked.
+	loadCtx := context.WithoutCancel(ctx)
+	ok, err := r.store.ClaimOnboarding(loadCtx, id, r.owner, r.svc.now().Add(ttl), false)
 	if err != nil || !ok {
 		log.Warn("Onboarding not claimed", "error", err)
 		return
@@ -25,14 +30,18 @@ func (r *Runner) work(ctx context.Context, launched *Onboarding, release func())
 		}
 	}()
 
-	o, err := r.store.FindOnboarding(ctx, id)
+	o, err := r.store.FindOnboarding(loadCtx, id)
 	if err != nil {
 		log.Error("Onboarding not loaded", "error", err)
 		return
 	}
+	t, err := r.store.FindTester(loadCtx, o.Username)
+	if err != nil {
+		log.Error("Tester not loaded", "error", err)
+		return
+	}
 	for _, stage := range Stages[1:] {
-		switch o.Stage(stage).Status {
-		case StageDone, StageSkipped:
+		if stillDone(o, t, stage) {
 			continue
 		}
 		err := r.runStage(ctx, o, stage)
@@ -54,6 +63,25 @@ func (r *Runner) work(ctx context.Context, launched *Onboarding, release func())
 		return
 	}
 	r.succeed(o, release)
+}
+
+// stillDone reports whether a stage that an earlier attempt finished needs
+// no new run: a provision whose deployment is still active on the
+// onboarding's node, or an install that is still in place. A teardown
+// between the attempts undoes both, and a resume then runs them again.
+func stillDone(o *Onboarding, t *Tester, stage string) bool {
+	switch o.Stage(stage).Status {
+	case StageDone, StageSkipped:
+	default:
+		return false
+	}
+	switch stage {
+	case StageProvisioning:
+		return t.Deployment.State == DeploymentActive && t.Deployment.NodeID == o.NodeID
+	case StageInstalling:
+		return t.IsReady()
+	}
+	return true
 }
 
 // renewLease extends the worker's lease until ctx ends, and stops the worker
@@ -185,7 +213,7 @@ func (r *Runner) finishCanceled(o *Onboarding, stage string, release func()) {
 		run := r.svc.newRun(o.Username, StageProvisioning, o.ID, o.Attempt)
 		if err := r.svc.teardown(ctx, run, o.ID); err != nil {
 			r.stageEvent(o, StageProvisioning, StageCanceled,
-				"Undo failed: "+ErrorMessage(err)+" Press Teardown on the tester page.")
+				"Undo failed: "+strings.TrimSuffix(ErrorMessage(err), retryAdvice)+" Press Teardown on the tester page.")
 		} else {
 			r.stageEvent(o, StageProvisioning, StageCanceled, "Undone: every contract canceled and the slots freed")
 		}
@@ -218,12 +246,18 @@ func (r *Runner) Cancel(ctx context.Context, id string) (o *Onboarding, err erro
 		return o, Errorf(EConflict, "Onboarding %s already %s; there is nothing to cancel.", id, o.Status)
 	}
 	// The request is an event, so that open panels stop offering Cancel at
-	// once instead of when the undo ends.
-	if _, err := r.svc.emit(Event{
-		OnboardingID: id, Kind: EventCancel, Stage: o.CurrentStage().Name, Status: StatusRunning,
+	// once instead of when the undo ends. A second request stores nothing
+	// and waits for the same undo.
+	e, err := r.store.AppendEvent(ctx, Event{
+		OnboardingID: id, Kind: EventCancel, Stage: o.ActiveStage(), Status: StatusRunning,
 		Message: "Cancel requested by " + ActorFrom(ctx) + ". The step stops at its next checkpoint, " +
 			"then what this attempt created is undone.",
-	}); err != nil {
+		Time: r.svc.now(),
+	})
+	switch {
+	case err == nil:
+		r.svc.hub.Publish(e)
+	case !errors.Is(err, ErrCancelPending):
 		return nil, err
 	}
 

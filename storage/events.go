@@ -88,14 +88,26 @@ func restartOnboarding(ctx context.Context, tx *sql.Tx, id, ts string) error {
 }
 
 // requestCancel marks a running onboarding for its worker to cancel. It
-// returns EConflict when the onboarding is no longer running.
+// returns EConflict when the onboarding is no longer running, and
+// onboard.ErrCancelPending when its cancel was already requested, so that
+// concurrent requests store one cancel event.
 func requestCancel(ctx context.Context, tx *sql.Tx, id string) error {
-	res, err := tx.ExecContext(ctx, "UPDATE onboardings SET cancel_requested = 1 WHERE id = ? AND status = 'running'", id)
-	if err != nil {
-		return fmt.Errorf("record cancel of onboarding %s: %w", id, err)
-	}
-	if n, err := res.RowsAffected(); err != nil || n == 0 {
+	var status string
+	var requested bool
+	err := tx.QueryRowContext(ctx, "SELECT status, cancel_requested FROM onboardings WHERE id = ?", id).
+		Scan(&status, &requested)
+	switch {
+	case err == sql.ErrNoRows:
+		return notFound("Onboarding %s was not found.", id)
+	case err != nil:
+		return fmt.Errorf("read onboarding %s before its cancel: %w", id, err)
+	case status != onboard.StatusRunning:
 		return onboard.Errorf(onboard.EConflict, "Onboarding %s is no longer running, so there is nothing to cancel.", id)
+	case requested:
+		return onboard.ErrCancelPending
+	}
+	if _, err := tx.ExecContext(ctx, "UPDATE onboardings SET cancel_requested = 1 WHERE id = ?", id); err != nil {
+		return fmt.Errorf("record cancel of onboarding %s: %w", id, err)
 	}
 	return nil
 }
