@@ -34,6 +34,14 @@ func (h *handler) startOnboarding(c *fiber.Ctx) error {
 	res, err := h.Runner.StartOnboarding(userContext(c), onboard.StartInput{
 		TesterInput: in, NodeID: string(f.NodeID), FormKey: f.FormKey,
 	})
+	if err != nil && isHTMX(c) && onboard.ErrorField(err) == "form_key" {
+		// The form came back with the key of an earlier start, so it gets
+		// a fresh key beside the message, and Start works again.
+		if err := h.handleError(c, err); err != nil {
+			return err
+		}
+		return h.appendFragment(c, "partials/form_key_oob", uuid.NewString())
+	}
 	if err != nil {
 		return err
 	}
@@ -51,7 +59,12 @@ func (h *handler) startOnboarding(c *fiber.Ctx) error {
 
 	view := startResponseView{Panel: newPanelView(res.Onboarding, res.OneTimePassword), FormKey: uuid.NewString()}
 	if !res.Started {
-		view.Notice = "An onboarding for " + res.Onboarding.Username + " was already started; this is its progress."
+		view.Notice = "An onboarding for " + res.Onboarding.Username + " on node " + res.Onboarding.NodeID +
+			" was already started; this is its progress."
+		if res.Onboarding.CreatedAccount {
+			view.Notice += " A one-time password is shown only once, in the answer to the first start; " +
+				"if it was missed, use Reset password on the tester's page."
+		}
 	}
 	return h.renderFragment(c, http.StatusOK, "partials/start_response", view)
 }

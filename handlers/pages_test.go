@@ -104,10 +104,51 @@ func TestStartFromThePageShowsTheLivePanel(t *testing.T) {
 	if !strings.Contains(again, "already started") {
 		t.Error("a resubmitted form did not say the onboarding was already started")
 	}
+	if !strings.Contains(again, "Reset password") {
+		t.Error("a resubmitted form did not say how to get a missed one-time password")
+	}
 	var list struct{ Onboardings []any }
 	s.API(t, http.MethodGet, "/api/onboardings", nil, &list)
 	if len(list.Onboardings) != 1 {
 		t.Errorf("%d onboardings after a resubmitted form, want 1", len(list.Onboardings))
+	}
+}
+
+var formKeyField = regexp.MustCompile(`id="form-key" name="form_key" value="([^"]+)" hx-swap-oob="true"`)
+
+func TestStaleFormStartsNoOtherTester(t *testing.T) {
+	s := testkit.StartServer(t, testkit.Options{})
+	b := s.Login(t)
+	form := url.Values{"username": {"yuri"}, "full_name": {"Yuri Y"}, "email": {"yuri@example.org"},
+		"node_id": {"1"}, "form_key": {"key-1"}}
+	if status, body := b.Post(t, "/onboardings", form); status != http.StatusOK {
+		t.Fatalf("start: status %d: %s", status, body)
+	}
+
+	// The Back button brings the form back with its old key, and the admin
+	// types another tester.
+	form.Set("username", "yvette")
+	form.Set("full_name", "Yvette Y")
+	form.Set("email", "yvette@example.org")
+	status, body := b.Post(t, "/onboardings", form)
+	if status != http.StatusBadRequest {
+		t.Fatalf("stale form for another tester: status %d, want 400: %s", status, body)
+	}
+	if !strings.Contains(body, "yuri") || !strings.Contains(body, "yvette") {
+		t.Errorf("the message does not name both testers: %s", body)
+	}
+	fresh := formKeyField.FindStringSubmatch(body)
+	if fresh == nil || fresh[1] == "key-1" {
+		t.Fatalf("the answer gives the form no fresh key: %s", body)
+	}
+	if status := s.API(t, http.MethodGet, "/api/testers/yvette", nil, nil); status != http.StatusNotFound {
+		t.Errorf("yvette after the rejected start: status %d, want 404", status)
+	}
+
+	form.Set("form_key", fresh[1])
+	status, body = b.Post(t, "/onboardings", form)
+	if status != http.StatusOK || !strings.Contains(body, "One-time password for yvette") {
+		t.Errorf("start with the fresh key: status %d, want 200 with yvette's panel: %s", status, excerpt(body, "panel"))
 	}
 }
 
@@ -391,5 +432,30 @@ func TestSimPanelSaysWhetherNodeWasAdded(t *testing.T) {
 		if !strings.Contains(r.Body, tc.want) {
 			t.Errorf("node %s: the panel lacks the notice %q:\n%s", tc.node, tc.want, r.Body)
 		}
+	}
+}
+
+func TestCapacityReadoutShowsSlotsOverTheTotal(t *testing.T) {
+	s := testkit.StartServer(t, testkit.Options{Slots: 8})
+	b := s.Login(t)
+	for _, name := range []string{"ulla", "umar", "uwe"} {
+		o, status := s.Start(t, name)
+		if status != http.StatusAccepted {
+			t.Fatalf("start %s: status %d", name, status)
+		}
+		if o = s.WaitFinished(t, o.ID, 10*time.Second); o.Status != "succeeded" {
+			t.Fatalf("onboarding of %s %s", name, o.Status)
+		}
+	}
+	// The node's total shrinks under its three VMs of 2 slots each.
+	if status := s.API(t, http.MethodPost, "/api/sim/node", map[string]any{"node_id": "1", "total_slots": 4}, nil); status != http.StatusOK {
+		t.Fatalf("sim node: status %d", status)
+	}
+	_, fragment := b.Get(t, "/capacity?node_id=1")
+	if !strings.Contains(fragment, "6 of 4 slots used") {
+		t.Errorf("the readout hides the 6 slots in use: %s", fragment)
+	}
+	if !disabledStart(fragment) {
+		t.Error("the start button is not disabled on a node over its total")
 	}
 }

@@ -35,15 +35,25 @@ func (h *handler) renderPage(c *fiber.Ctx, status int, name string, data any) er
 // renderFragment executes the template into a buffer first, so that a
 // template error becomes a clean 500 instead of half a page.
 func (h *handler) renderFragment(c *fiber.Ctx, status int, name string, data any) error {
+	c.Response().ResetBody()
+	if err := h.appendFragment(c, name, data); err != nil {
+		return err
+	}
+	c.Status(status)
+	c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
+	return nil
+}
+
+// appendFragment renders a template after the response body written so
+// far, such as an out-of-band swap beside an error message.
+func (h *handler) appendFragment(c *fiber.Ctx, name string, data any) error {
 	buf := bufferPool.Get().(*bytes.Buffer)
 	buf.Reset()
 	defer bufferPool.Put(buf)
 	if err := h.Views.Render(buf, name, data); err != nil {
 		return err
 	}
-	c.Status(status)
-	c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
-	// SetBody copies, so the buffer can go back to the pool.
-	c.Response().SetBody(buf.Bytes())
+	// AppendBody copies, so the buffer can go back to the pool.
+	c.Response().AppendBody(buf.Bytes())
 	return nil
 }

@@ -84,6 +84,44 @@ func (s *Service) newAccount(in TesterInput) (*Tester, string, error) {
 	return t, password, nil
 }
 
+// checkKnownTester checks the full name and email given for a username that
+// is already known. Either may be empty, and one that is given must be
+// valid and match the stored one. Another person under a known username is
+// more likely a mistaken username than new details, so the deployer rejects
+// it instead of changing the tester. It returns EInvalid or EConflict naming
+// the field.
+func checkKnownTester(in TesterInput, t *Tester) error {
+	if in.FullName != "" {
+		if err := ValidateFullName(in.FullName); err != nil {
+			return err
+		}
+		if !sameWords(in.FullName, t.FullName) {
+			return knownTesterDiffers(t, "full_name", "full name")
+		}
+	}
+	if in.Email != "" {
+		if err := ValidateEmail(in.Email); err != nil {
+			return err
+		}
+		if !strings.EqualFold(in.Email, t.Email) {
+			return knownTesterDiffers(t, "email", "email")
+		}
+	}
+	return nil
+}
+
+// sameWords reports whether a and b have the same words, ignoring case and
+// the spaces between them.
+func sameWords(a, b string) bool {
+	return strings.EqualFold(strings.Join(strings.Fields(a), " "), strings.Join(strings.Fields(b), " "))
+}
+
+func knownTesterDiffers(t *Tester, field, label string) *Error {
+	return &Error{Code: EConflict, Field: field, Message: fmt.Sprintf("Username %s belongs to %s <%s>, "+
+		"and the %s given differs. Leave full name and email empty to onboard that tester, "+
+		"or choose another username for a new one.", t.Username, t.FullName, t.Email, label)}
+}
+
 // CreateOrRegister registers a known tester as it is, or adds a new username:
 // as a created account with a one-time password, returned once, or, with
 // in.Existing, as an existing account that keeps its own password. A new
@@ -98,6 +136,9 @@ func (s *Service) CreateOrRegister(ctx context.Context, in TesterInput) (reg Reg
 
 	existing, err := s.store.FindTester(ctx, in.Username)
 	if err == nil {
+		if err := checkKnownTester(in, existing); err != nil {
+			return Registration{}, err
+		}
 		return Registration{Tester: existing}, nil
 	}
 	if ErrorCode(err) != ENotFound {

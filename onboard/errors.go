@@ -95,6 +95,19 @@ func ErrorField(err error) string {
 // errCanceled marks work stopped by an admin's cancel request.
 var errCanceled = errors.New("canceled by an admin")
 
+// FormKeyUsed returns the error for a form key that already started the
+// onboarding of another tester, as a form brought back by the browser's
+// Back button does. The key prevents double starts, so it starts one tester.
+func FormKeyUsed(startedUsername, username string) *Error {
+	return FieldError("form_key", "This form already started the onboarding of %s, so it cannot start %s. "+
+		"Send it again with a new form key; on the page, press Start again, because the form now has one.",
+		startedUsername, username)
+}
+
+// ErrCancelPending is returned by the store for a cancel request on an
+// onboarding whose cancel was already requested; nothing is stored then.
+var ErrCancelPending = errors.New("cancel already requested")
+
 // ErrShutdown is the cause of contexts ended because the deployer stops.
 var ErrShutdown = errors.New("the deployer is shutting down")
 

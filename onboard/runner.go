@@ -79,14 +79,19 @@ func (r *Runner) StartOnboarding(ctx context.Context, in StartInput) (res StartR
 	if len(in.FormKey) > 64 {
 		return StartResult{}, FieldError("form_key", "Form key is too long: at most 64 bytes.")
 	}
-	if o, ok, err := r.existingStart(ctx, in); err != nil || ok {
-		return StartResult{Onboarding: o}, err
-	}
-
 	tester, err := r.store.FindTester(ctx, in.Username)
 	if err != nil && ErrorCode(err) != ENotFound {
 		return StartResult{}, err
 	}
+	if tester != nil {
+		if err := checkKnownTester(in.TesterInput, tester); err != nil {
+			return StartResult{}, err
+		}
+	}
+	if o, ok, err := r.existingStart(ctx, in); err != nil || ok {
+		return StartResult{Onboarding: o}, err
+	}
+
 	var newTester *Tester
 	var password string
 	if tester == nil {
@@ -130,10 +135,13 @@ func (r *Runner) StartOnboarding(ctx context.Context, in StartInput) (res StartR
 func (r *Runner) existingStart(ctx context.Context, in StartInput) (*Onboarding, bool, error) {
 	if in.FormKey != "" {
 		o, err := r.store.FindOnboardingByFormKey(ctx, in.FormKey)
-		if err == nil && o.Username == in.Username {
+		if err == nil && o.Username != in.Username {
+			return nil, false, FormKeyUsed(o.Username, in.Username)
+		}
+		if err == nil {
 			return o, true, nil
 		}
-		if err != nil && ErrorCode(err) != ENotFound {
+		if ErrorCode(err) != ENotFound {
 			return nil, false, err
 		}
 	}

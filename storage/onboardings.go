@@ -164,7 +164,11 @@ func (db *DB) CreateOnboarding(ctx context.Context, o *onboard.Onboarding, newTe
 		// A unique index held: the tester has a running onboarding, or the
 		// form was submitted before. Nothing was stored.
 		if o.FormKey != "" {
-			if existing, err := db.FindOnboardingByFormKey(ctx, o.FormKey); err == nil {
+			existing, err := db.FindOnboardingByFormKey(ctx, o.FormKey)
+			if err == nil && existing.Username != o.Username {
+				return false, nil, onboard.FormKeyUsed(existing.Username, o.Username)
+			}
+			if err == nil {
 				return false, existing, nil
 			}
 		}
