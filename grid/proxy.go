@@ -242,6 +242,7 @@ func NodeStatus(n ProxyNode, nodeID string, twinID uint64, now time.Time) onboar
 	if total > used {
 		st.FreeSlots = int((total - used) / onboard.SlotBytes)
 	}
+	st.UsedSlots = max(st.TotalSlots-st.FreeSlots, 0)
 
 	switch {
 	case n.Status == "down":

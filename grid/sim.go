@@ -150,7 +150,7 @@ func (s *Sim) Node(ctx context.Context, nodeID string, fresh bool) (onboard.Node
 	}
 	st := onboard.NodeStatus{
 		NodeID: nodeID, Online: n.Online, TotalSlots: n.TotalSlots,
-		FreeSlots: max(n.TotalSlots-n.UsedSlots, 0), CheckedAt: time.Now().UTC(),
+		FreeSlots: max(n.TotalSlots-n.UsedSlots, 0), UsedSlots: n.UsedSlots, CheckedAt: time.Now().UTC(),
 	}
 	if !n.Online {
 		st.Reason = "down"
@@ -179,7 +179,8 @@ func (s *Sim) Deploy(ctx context.Context, req onboard.DeployRequest, record func
 		return onboard.GridProject{}, err
 	}
 	if !node.Online {
-		return onboard.GridProject{}, fmt.Errorf("node %s is down", req.NodeID)
+		return onboard.GridProject{}, onboard.Errorf(onboard.ENodeOffline,
+			"Node %s is down. Retry once it is back online.", req.NodeID)
 	}
 	existing, err := s.state.SimProject(ctx, req.NodeID, req.Project)
 	if err != nil {
@@ -207,7 +208,8 @@ func (s *Sim) Deploy(ctx context.Context, req onboard.DeployRequest, record func
 			}
 			// A node taken offline midway fails the rest of the deploy.
 			if node, err := s.state.SimNode(ctx, req.NodeID); err != nil || !node.Online {
-				return onboard.GridProject{}, fmt.Errorf("node %s went down while the %s contract was being made",
+				return onboard.GridProject{}, onboard.Errorf(onboard.ENodeOffline,
+					"Node %s went down while the %s contract was being made. Retry once it is back online.",
 					req.NodeID, step.kind)
 			}
 			c, err = s.state.SimCreateContract(ctx, onboard.Contract{

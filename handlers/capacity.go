@@ -30,7 +30,7 @@ func (h *handler) capacityView(c *fiber.Ctx, nodeID string) capacityView {
 	}
 	v := capacityView{
 		NodeID: cap.NodeID, Online: cap.Online, Reason: cap.Reason, Total: cap.TotalSlots, Free: cap.FreeSlots,
-		Used: max(cap.TotalSlots-cap.FreeSlots, 0), Reserved: cap.ReservedSlots, Room: cap.RoomForTesters,
+		Used: cap.UsedSlots, Reserved: cap.ReservedSlots, Room: cap.RoomForTesters,
 		Degraded: cap.Degraded,
 	}
 	switch {

@@ -2,6 +2,7 @@ package onboard
 
 import (
 	"context"
+	"strings"
 	"time"
 )
 
@@ -13,6 +14,8 @@ type Capacity struct {
 	Reason     string
 	TotalSlots int
 	FreeSlots  int
+	// UsedSlots may exceed TotalSlots; see NodeStatus.
+	UsedSlots int
 	// ReservedSlots are held by provisions in flight whose VM the grid does
 	// not show yet.
 	ReservedSlots  int
@@ -51,6 +54,7 @@ func newCapacity(ns NodeStatus, hold NodeHold) Capacity {
 		Reason:        ns.Reason,
 		TotalSlots:    ns.TotalSlots,
 		FreeSlots:     ns.FreeSlots,
+		UsedSlots:     ns.UsedSlots,
 		ReservedSlots: hold.ReservedSlots,
 		Degraded:      hold.Degraded,
 		CheckedAt:     ns.CheckedAt,
@@ -149,7 +153,10 @@ func (s *Service) noteProvisionOutcome(nodeID string, err error) {
 	if ErrorCode(err) != EGridFailed || s.opts.DegradeAfter == 0 {
 		return
 	}
-	failures, err2 := s.store.CountNodeFailure(ctx, nodeID, s.opts.DegradeAfter, ErrorMessage(err), s.now())
+	// The mark's reason quotes the failure without its advice to retry,
+	// because a degraded node takes no retry until the mark is cleared.
+	reason := strings.TrimSuffix(strings.TrimSuffix(ErrorMessage(err), retryAdvice), ".")
+	failures, err2 := s.store.CountNodeFailure(ctx, nodeID, s.opts.DegradeAfter, reason, s.now())
 	if err2 != nil {
 		s.log.Error("Node failure not counted", "node_id", nodeID, "error", err2)
 		return

@@ -3,6 +3,7 @@ package onboard_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -188,8 +189,18 @@ func TestNodeDegradedAfterFailuresInARow(t *testing.T) {
 	if c.Online || !c.Degraded || c.RoomForTesters != 0 {
 		t.Fatalf("capacity after 2 failures: %+v, want a degraded node with no room", c)
 	}
-	if _, err := e.runner.StartOnboarding(ctx, newTester("pam")); onboard.ErrorCode(err) != onboard.ENodeOffline {
+	_, err := e.runner.StartOnboarding(ctx, newTester("pam"))
+	if onboard.ErrorCode(err) != onboard.ENodeOffline {
 		t.Fatalf("start on a degraded node: %v, want node_offline", err)
+	}
+	// The refusal quotes the last failure but gives one piece of advice:
+	// clear the mark, not the failure's own Retry.
+	message := onboard.ErrorMessage(err)
+	if strings.Contains(message, "Retry") || strings.Contains(message, "..") {
+		t.Errorf("refusal %q repeats the failure's advice or its period", message)
+	}
+	if !strings.Contains(message, "clear the mark") {
+		t.Errorf("refusal %q does not say to clear the mark", message)
 	}
 	if err := e.svc.ClearDegraded(ctx, "1"); err != nil {
 		t.Fatal(err)

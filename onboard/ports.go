@@ -19,7 +19,10 @@ type NodeStatus struct {
 	Reason     string // why the node is not usable, when Online is false
 	TotalSlots int
 	FreeSlots  int
-	CheckedAt  time.Time
+	// UsedSlots are the slots in use. They may exceed TotalSlots on a node
+	// whose total shrank under its VMs, where FreeSlots is 0.
+	UsedSlots int
+	CheckedAt time.Time
 }
 
 // DeployRequest asks the grid for a tester's VM, network and gateway name.

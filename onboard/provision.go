@@ -123,7 +123,9 @@ func (s *Service) provision(ctx context.Context, run *stepRun, nodeID string) er
 		if err := s.store.RecordContract(context.WithoutCancel(ctx), username, c); err != nil {
 			return err
 		}
-		run.say("Created %s contract %d (%s)", c.Kind, c.ID, c.Name)
+		// The grid reports contracts it made and ones it found under the
+		// project's name alike, so the line says recorded.
+		run.say("Recorded %s contract %d (%s)", c.Kind, c.ID, c.Name)
 		return nil
 	}
 	result, err := s.grid.Deploy(stageCtx, req, record)

@@ -103,14 +103,17 @@ func (s *Service) stepError(ctx context.Context, stage, code string, err error) 
 	case errors.Is(cause, errCanceled):
 		return &Error{Code: ECanceled, Message: fmt.Sprintf("%s was canceled by an admin.", capitalize(stage)), Err: err}
 	case errors.Is(cause, errStageTimeout):
-		return &Error{Code: code, Message: fmt.Sprintf("%s timed out after %s. Press Retry to try again.",
-			capitalize(stage), formatDuration(s.opts.StageTimeouts[stage]))}
+		return &Error{Code: code, Message: fmt.Sprintf("%s timed out after %s.%s",
+			capitalize(stage), formatDuration(s.opts.StageTimeouts[stage]), retryAdvice)}
 	case errors.As(err, &e):
 		return err
 	default:
-		return &Error{Code: code, Message: fmt.Sprintf("%s failed: %v. Press Retry to try again.", capitalize(stage), err)}
+		return &Error{Code: code, Message: fmt.Sprintf("%s failed: %v.%s", capitalize(stage), err, retryAdvice)}
 	}
 }
+
+// retryAdvice ends the message of a step that failed and may be retried.
+const retryAdvice = " Press Retry to try again."
 
 func capitalize(s string) string {
 	if s == "" {
