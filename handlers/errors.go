@@ -107,6 +107,22 @@ func (h *handler) handleError(c *fiber.Ctx, err error) error {
 	}
 }
 
+// handleReadError responds to a request that fasthttp could not read, such
+// as one with a body over the limit. fasthttp resets a request whose chunked
+// body it could not read, so this puts back the head that requestHeads
+// kept. The answer then has the same form as for a request with a
+// Content-Length over the limit: JSON on /api/, a fragment for htmx.
+func (h *handler) handleReadError(c *fiber.Ctx, err error) error {
+	if head := h.chunkedHeads.take(&c.Context().Request.Header); head != nil {
+		head.CopyTo(&c.Context().Request.Header)
+		// Setting the request URI again makes fasthttp parse the URI anew.
+		c.Request().SetRequestURIBytes(head.RequestURI())
+		c.Method(string(head.Method()))
+		c.Path(string(c.Request().URI().PathOriginal()))
+	}
+	return h.handleError(c, err)
+}
+
 type errorPage struct {
 	page
 	Heading, Message string
