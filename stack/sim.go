@@ -18,21 +18,34 @@ type FaultSource interface {
 	DrawFault(ctx context.Context, stage, runID string) (mode string, faulted bool, err error)
 }
 
+// nodeSource finds the node of a simulated VM and reports whether the node
+// is online. *grid.Sim implements it.
+type nodeSource interface {
+	Contracts(ctx context.Context) ([]onboard.Contract, error)
+	Node(ctx context.Context, nodeID string, fresh bool) (onboard.NodeStatus, error)
+}
+
 // Sim is the simulated installer: it prints progress lines over one to three
 // times its delay and ends at https://<gateway>/. It is safe for concurrent
 // use.
 type Sim struct {
 	faults FaultSource
-	delay  time.Duration
+	// nodes is nil when faults is not the simulated grid, and then no
+	// install checks its node.
+	nodes nodeSource
+	delay time.Duration
 	// fixedDelay makes every install take exactly delay.
 	fixedDelay bool
 }
 
 var _ onboard.Installer = (*Sim)(nil)
 
-// NewSim returns a simulated installer.
+// NewSim returns a simulated installer. When faults is also the simulated
+// grid, as *grid.Sim is, an install on a node that is offline there fails,
+// as a real install that cannot reach the VM does.
 func NewSim(faults FaultSource, delay time.Duration) *Sim {
-	return &Sim{faults: faults, delay: delay}
+	nodes, _ := faults.(nodeSource)
+	return &Sim{faults: faults, nodes: nodes, delay: delay}
 }
 
 // FixDelay makes every simulated install take exactly the delay instead of
@@ -40,8 +53,18 @@ func NewSim(faults FaultSource, delay time.Duration) *Sim {
 // it before the installer is used.
 func (s *Sim) FixDelay() { s.fixedDelay = true }
 
-// Install pretends to install the stack.
+// Install pretends to install the stack. It returns EInstallFailed when the
+// VM's node is offline in the simulated grid, at the start or between two
+// steps. An install that fails at the start leaves a pending fault of the
+// stage for the next run.
 func (s *Sim) Install(ctx context.Context, req onboard.InstallRequest, progress func(string)) (string, error) {
+	nodeID, err := s.vmNode(ctx, req.Gateway)
+	if err != nil {
+		return "", err
+	}
+	if err := s.checkOnline(ctx, nodeID, req, progress); err != nil {
+		return "", err
+	}
 	_, faulted, err := s.faults.DrawFault(ctx, onboard.StageInstalling, req.RunID)
 	if err != nil {
 		return "", err
@@ -64,6 +87,9 @@ func (s *Sim) Install(ctx context.Context, req onboard.InstallRequest, progress 
 	}
 	step := total / time.Duration(len(lines))
 	for i, line := range lines {
+		if err := s.checkOnline(ctx, nodeID, req, progress); err != nil {
+			return "", err
+		}
 		if faulted && i == 2 {
 			progress("install command exited with status 1")
 			return "", fmt.Errorf("simulated fault: the install command exited with status 1 on %s", req.VMAddress)
@@ -74,6 +100,43 @@ func (s *Sim) Install(ctx context.Context, req onboard.InstallRequest, progress 
 		}
 	}
 	return cockpit, nil
+}
+
+// vmNode returns the node that holds the gateway name, or "" when the
+// installer has no simulated grid or the grid has no such name.
+func (s *Sim) vmNode(ctx context.Context, gateway string) (string, error) {
+	if s.nodes == nil {
+		return "", nil
+	}
+	contracts, err := s.nodes.Contracts(ctx)
+	if err != nil {
+		return "", fmt.Errorf("find the node of %s: %w", gateway, err)
+	}
+	for _, c := range contracts {
+		if c.Kind == onboard.ContractName && c.Name+"."+grid.SimDomain == gateway {
+			return c.NodeID, nil
+		}
+	}
+	return "", nil
+}
+
+// checkOnline returns EInstallFailed, after a progress line, when the node
+// is offline in the simulated grid. An empty nodeID passes.
+func (s *Sim) checkOnline(ctx context.Context, nodeID string, req onboard.InstallRequest, progress func(string)) error {
+	if nodeID == "" {
+		return nil
+	}
+	node, err := s.nodes.Node(ctx, nodeID, true)
+	if err != nil {
+		return fmt.Errorf("check node %s: %w", nodeID, err)
+	}
+	if node.Online {
+		return nil
+	}
+	progress(fmt.Sprintf("Cannot reach %s: node %s is offline", req.VMAddress, nodeID))
+	return onboard.Errorf(onboard.EInstallFailed, "Node %s is offline (%s) in the simulated grid, "+
+		"so the install cannot reach the VM at %s. Bring the node back online in the simulator panel "+
+		"or with POST /api/sim/node, then press Retry.", nodeID, node.Reason, req.VMAddress)
 }
 
 // SetLoginGate pretends to write the login gate; the simulated VM has none
