@@ -94,8 +94,11 @@ func (h *handler) handleError(c *fiber.Ctx, err error) error {
 	switch {
 	// A request head too large to read has no known path, and no page of
 	// the deployer makes one, so the response is JSON, which scripts parse
-	// and people can still read.
-	case strings.HasPrefix(c.Path(), "/api/") || status == http.StatusRequestHeaderFieldsTooLarge:
+	// and people can still read. The same goes for a request that fasthttp
+	// reset because its chunked body went over the limit: browsers send
+	// forms with a Content-Length, so such a body comes from a script.
+	case strings.HasPrefix(c.Path(), "/api/") || status == http.StatusRequestHeaderFieldsTooLarge ||
+		(status == http.StatusRequestEntityTooLarge && requestWasReset(c)):
 		return c.Status(status).JSON(errorBody{Error: errorJSON{Code: code, Message: msg, Field: onboard.ErrorField(err)}})
 	case isHTMX(c):
 		c.Set(hxRetarget, errorTarget(c))
@@ -107,20 +110,12 @@ func (h *handler) handleError(c *fiber.Ctx, err error) error {
 	}
 }
 
-// handleReadError responds to a request that fasthttp could not read, such
-// as one with a body over the limit. fasthttp resets a request whose chunked
-// body it could not read, so this puts back the head that requestHeads
-// kept. The answer then has the same form as for a request with a
-// Content-Length over the limit: JSON on /api/, a fragment for htmx.
-func (h *handler) handleReadError(c *fiber.Ctx, err error) error {
-	if head := h.chunkedHeads.take(&c.Context().Request.Header); head != nil {
-		head.CopyTo(&c.Context().Request.Header)
-		// Setting the request URI again makes fasthttp parse the URI anew.
-		c.Request().SetRequestURIBytes(head.RequestURI())
-		c.Method(string(head.Method()))
-		c.Path(string(c.Request().URI().PathOriginal()))
-	}
-	return h.handleError(c, err)
+// requestWasReset reports whether fasthttp cleared the request before the
+// handler saw it, as it does when a chunked body goes over the limit. Every
+// HTTP/1.1 request names its host, and fasthttp rejects one that does not,
+// so an empty Host means the head is gone.
+func requestWasReset(c *fiber.Ctx) bool {
+	return len(c.Request().Header.Host()) == 0
 }
 
 type errorPage struct {

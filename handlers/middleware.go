@@ -82,8 +82,6 @@ func (h *handler) tagRequest(c *fiber.Ctx) error {
 	c.Locals(localRequestID, id)
 	c.Set("X-Request-ID", id)
 	h.setSecurityHeaders(c)
-	// The body was read, so a kept copy of the head is no longer needed.
-	h.chunkedHeads.take(&c.Context().Request.Header)
 
 	start := time.Now()
 	err := h.nextRecovered(c)

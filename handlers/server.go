@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"sync"
 	"time"
 
 	"deployer/grid"
@@ -17,16 +16,11 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/filesystem"
-	"github.com/valyala/fasthttp"
 )
 
 // bodyLimit caps request bodies; the largest legitimate body is a form of a
 // few hundred bytes.
 const bodyLimit = 64 << 10
-
-// readTimeout bounds the time to read a request, head and body, because
-// fasthttp sets the read deadline before it reads the head.
-const readTimeout = 30 * time.Second
 
 // Config is what the handlers need from the deployer's configuration.
 type Config struct {
@@ -79,9 +73,6 @@ type handler struct {
 	// panels and events keep the data fields of the newest panel and JSON
 	// event of each onboarding for its event streams.
 	panels, events *eventCache
-	// chunkedHeads keeps the heads of requests whose chunked bodies are
-	// being read.
-	chunkedHeads *requestHeads
 }
 
 // Server is the deployer's HTTP server.
@@ -97,7 +88,7 @@ func New(cfg Config, deps Deps) *Server {
 	}
 	h := &handler{
 		Deps: deps, cfg: cfg, svc: deps.Service, sim: deps.Sim, auth: deps.Auth, log: deps.Log,
-		panels: newEventCache(), events: newEventCache(), chunkedHeads: newRequestHeads(),
+		panels: newEventCache(), events: newEventCache(),
 	}
 	app := fiber.New(fiber.Config{
 		AppName:               "deployer",
@@ -106,8 +97,8 @@ func New(cfg Config, deps Deps) *Server {
 		// Immutable copies request values, which detached steps and event
 		// streams keep after the handler returns.
 		Immutable:    true,
-		ErrorHandler: h.handleReadError,
-		ReadTimeout:  readTimeout,
+		ErrorHandler: h.handleError,
+		ReadTimeout:  30 * time.Second,
 		// No write timeout: event streams stay open for as long as the
 		// onboarding runs. Idle keep-alive connections close after a minute.
 		IdleTimeout: time.Minute,
@@ -119,70 +110,9 @@ func New(cfg Config, deps Deps) *Server {
 		ProxyHeader:             proxyHeader(cfg.TrustProxy),
 		EnableTrustedProxyCheck: false,
 	})
-	app.Server().HeaderReceived = func(head *fasthttp.RequestHeader) fasthttp.RequestConfig {
-		h.chunkedHeads.keep(head)
-		return fasthttp.RequestConfig{}
-	}
 	s := &Server{app: app, h: h}
 	s.routes()
 	return s
-}
-
-// requestHeads keeps a copy of the head of each request with a chunked
-// body until the body is read. fasthttp (v1.51, Request.ReadBody) resets
-// the request when such a body goes over the limit, so without the copy
-// the error response could not tell an /api/ request from a page's. It is
-// safe for concurrent use.
-type requestHeads struct {
-	mu sync.Mutex
-	// heads maps the header that fasthttp reads into, which belongs to
-	// the connection's request context, to the copy.
-	heads map[*fasthttp.RequestHeader]keptHead
-}
-
-type keptHead struct {
-	head   *fasthttp.RequestHeader
-	keptAt time.Time
-}
-
-func newRequestHeads() *requestHeads {
-	return &requestHeads{heads: map[*fasthttp.RequestHeader]keptHead{}}
-}
-
-// keep copies head when the request has a chunked body, and drops any
-// copy of an earlier request read into the same header. It also drops
-// copies older than twice the read timeout, whose bodies were read or
-// abandoned long ago, so that a client that hangs up mid-body leaves
-// nothing behind for long.
-func (r *requestHeads) keep(head *fasthttp.RequestHeader) {
-	now := time.Now()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	delete(r.heads, head)
-	if head.ContentLength() != -1 {
-		return
-	}
-
-	for key, old := range r.heads {
-		if now.Sub(old.keptAt) > 2*readTimeout {
-			delete(r.heads, key)
-		}
-	}
-	kept := keptHead{head: &fasthttp.RequestHeader{}, keptAt: now}
-	head.CopyTo(kept.head)
-	r.heads[head] = kept
-}
-
-// take removes and returns the copy of head, or nil when there is none.
-func (r *requestHeads) take(head *fasthttp.RequestHeader) *fasthttp.RequestHeader {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	kept, ok := r.heads[head]
-	if !ok {
-		return nil
-	}
-	delete(r.heads, head)
-	return kept.head
 }
 
 func proxyHeader(trust bool) string {
