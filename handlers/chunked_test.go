@@ -84,6 +84,12 @@ func TestChunkedBodyOverLimitGetsJSON(t *testing.T) {
 			checkSecurityHeaders(t, "chunked body over the limit", chunked.Header)
 		})
 	}
+	// A sized body over the limit still gets the page's own answer.
+	htmx := map[string]string{"HX-Request": "true", "Content-Type": "application/x-www-form-urlencoded"}
+	page := sendBody(t, s.URL, "/sim/faults", htmx, body, false)
+	if ct := page.Header.Get("Content-Type"); page.Status != http.StatusRequestEntityTooLarge || !strings.HasPrefix(ct, "text/html") {
+		t.Errorf("sized body from htmx: status %d, content type %q, want 413 with an HTML fragment", page.Status, ct)
+	}
 	if n := testerCount(t, s); n != 0 {
 		t.Errorf("%d testers stored, want 0", n)
 	}

@@ -110,12 +110,12 @@ func (h *handler) handleError(c *fiber.Ctx, err error) error {
 	}
 }
 
-// requestWasReset reports whether fasthttp cleared the request before the
-// handler saw it, as it does when a chunked body goes over the limit. Every
-// HTTP/1.1 request names its host, and fasthttp rejects one that does not,
-// so an empty Host means the head is gone.
+// requestWasReset reports, for a body over the limit, whether fasthttp
+// cleared the request before the handler saw it, as it does when a chunked
+// body goes over. Such a body has a length over the limit when it comes
+// with one, or -1 when chunked, so a length of 0 means the head is gone.
 func requestWasReset(c *fiber.Ctx) bool {
-	return len(c.Request().Header.Host()) == 0
+	return c.Request().Header.ContentLength() == 0
 }
 
 type errorPage struct {
