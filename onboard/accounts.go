@@ -227,8 +227,8 @@ func (s *Service) ResetPassword(ctx context.Context, username string) (reset Pas
 	}
 	gateCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), gateTimeout)
 	defer cancel()
-	req := InstallRequest{Username: username, Gateway: t.Deployment.Gateway, VMAddress: t.Deployment.VMAddress,
-		PasswordHash: hash}
+	req := InstallRequest{Username: username, NodeID: t.Deployment.NodeID, Gateway: t.Deployment.Gateway,
+		VMAddress: t.Deployment.VMAddress, PasswordHash: hash}
 	if err := s.installer.SetLoginGate(gateCtx, req); err != nil {
 		s.log.Warn("Login gate not updated after a password reset", "tester", username, "error", err)
 		reset.GateWarning = fmt.Sprintf("The login gate on the VM could not be updated (%v), so the old password "+

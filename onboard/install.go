@@ -47,8 +47,8 @@ func (s *Service) install(ctx context.Context, run *stepRun) error {
 	stageCtx, cancel := s.stageContext(ctx, StageInstalling)
 	defer cancel()
 	req := InstallRequest{
-		Username: username, Gateway: t.Deployment.Gateway, VMAddress: t.Deployment.VMAddress,
-		PasswordHash: t.PasswordHash, RunID: run.ID,
+		Username: username, NodeID: t.Deployment.NodeID, Gateway: t.Deployment.Gateway,
+		VMAddress: t.Deployment.VMAddress, PasswordHash: t.PasswordHash, RunID: run.ID,
 	}
 	url, err := s.installer.Install(stageCtx, req, func(line string) { run.say("%s", line) })
 	if err != nil {

@@ -80,7 +80,9 @@ type Grid interface {
 
 // InstallRequest asks for the stack on a tester's VM.
 type InstallRequest struct {
-	Username     string
+	Username string
+	// NodeID is the node that holds the tester's VM.
+	NodeID       string
 	Gateway      string
 	VMAddress    string
 	PasswordHash []byte // bcrypt hash for the login gate; empty when none

@@ -18,10 +18,9 @@ type FaultSource interface {
 	DrawFault(ctx context.Context, stage, runID string) (mode string, faulted bool, err error)
 }
 
-// nodeSource finds the node of a simulated VM and reports whether the node
-// is online. *grid.Sim implements it.
+// nodeSource reports whether a simulated node is online. *grid.Sim
+// implements it.
 type nodeSource interface {
-	Contracts(ctx context.Context) ([]onboard.Contract, error)
 	Node(ctx context.Context, nodeID string, fresh bool) (onboard.NodeStatus, error)
 }
 
@@ -58,11 +57,7 @@ func (s *Sim) FixDelay() { s.fixedDelay = true }
 // steps. An install that fails at the start leaves a pending fault of the
 // stage for the next run.
 func (s *Sim) Install(ctx context.Context, req onboard.InstallRequest, progress func(string)) (string, error) {
-	nodeID, err := s.vmNode(ctx, req.Gateway)
-	if err != nil {
-		return "", err
-	}
-	if err := s.checkOnline(ctx, nodeID, req, progress); err != nil {
+	if err := s.checkOnline(ctx, req, progress); err != nil {
 		return "", err
 	}
 	_, faulted, err := s.faults.DrawFault(ctx, onboard.StageInstalling, req.RunID)
@@ -87,7 +82,7 @@ func (s *Sim) Install(ctx context.Context, req onboard.InstallRequest, progress 
 	}
 	step := total / time.Duration(len(lines))
 	for i, line := range lines {
-		if err := s.checkOnline(ctx, nodeID, req, progress); err != nil {
+		if err := s.checkOnline(ctx, req, progress); err != nil {
 			return "", err
 		}
 		if faulted && i == 2 {
@@ -102,28 +97,12 @@ func (s *Sim) Install(ctx context.Context, req onboard.InstallRequest, progress 
 	return cockpit, nil
 }
 
-// vmNode returns the node that holds the gateway name, or "" when the
-// installer has no simulated grid or the grid has no such name.
-func (s *Sim) vmNode(ctx context.Context, gateway string) (string, error) {
-	if s.nodes == nil {
-		return "", nil
-	}
-	contracts, err := s.nodes.Contracts(ctx)
-	if err != nil {
-		return "", fmt.Errorf("find the node of %s: %w", gateway, err)
-	}
-	for _, c := range contracts {
-		if c.Kind == onboard.ContractName && c.Name+"."+grid.SimDomain == gateway {
-			return c.NodeID, nil
-		}
-	}
-	return "", nil
-}
-
 // checkOnline returns EInstallFailed, after a progress line, when the node
-// is offline in the simulated grid. An empty nodeID passes.
-func (s *Sim) checkOnline(ctx context.Context, nodeID string, req onboard.InstallRequest, progress func(string)) error {
-	if nodeID == "" {
+// is offline in the simulated grid. A request without a node passes, and
+// so does every request when the installer has no simulated grid.
+func (s *Sim) checkOnline(ctx context.Context, req onboard.InstallRequest, progress func(string)) error {
+	nodeID := req.NodeID
+	if s.nodes == nil || nodeID == "" {
 		return nil
 	}
 	node, err := s.nodes.Node(ctx, nodeID, true)

@@ -33,7 +33,7 @@ func deploySim(t *testing.T) (*grid.Sim, onboard.InstallRequest) {
 		t.Fatalf("deploy: %v", err)
 	}
 	return sim, onboard.InstallRequest{
-		Username: "bob", Gateway: project.Gateway, VMAddress: project.VMAddress, RunID: "install-1",
+		Username: "bob", NodeID: "1", Gateway: project.Gateway, VMAddress: project.VMAddress, RunID: "install-1",
 	}
 }
 
