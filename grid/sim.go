@@ -102,7 +102,7 @@ func (s *Sim) SetNode(ctx context.Context, nodeID string, online *bool, totalSlo
 		return SimNode{}, err
 	}
 	if totalSlots != nil && (*totalSlots < 0 || *totalSlots > 100000) {
-		return SimNode{}, onboard.FieldError("total_slots", "Total slots must be between 0 and 100000.")
+		return SimNode{}, onboard.FieldError("total_slots", "Total slots must be between 0 and 100000, not %d.", *totalSlots)
 	}
 	return s.state.SimSetNode(ctx, nodeID, online, totalSlots, s.defaultSlots, time.Now())
 }
@@ -116,7 +116,7 @@ func (s *Sim) SetFault(ctx context.Context, stage string, times int, mode string
 			stage)
 	}
 	if times < 0 || times > 1000 {
-		return onboard.FieldError("times", "Times must be between 0 and 1000.")
+		return onboard.FieldError("times", "Times must be between 0 and 1000, not %d.", times)
 	}
 	switch mode {
 	case "":

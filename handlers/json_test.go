@@ -21,10 +21,16 @@ func TestIntegerFieldsNameValueAndRule(t *testing.T) {
 		{"huge exponent", "/api/sim/faults", "times", "1e400", "Times must be a whole number, not 1e400, which is out of range."},
 		{"slots exponent", "/api/sim/node", "total_slots", "1e2", "Total slots must be a whole number in plain digits, so send 100 instead of 1e2."},
 		{"slots fraction", "/api/sim/node", "total_slots", "0.5", "Total slots must be a whole number, not 0.5."},
+		{"over the range", "/api/sim/faults", "times", "1000000000", "Times must be between 0 and 1000, not 1000000000."},
+		{"slots over the range", "/api/sim/node", "total_slots", "200000", "Total slots must be between 0 and 100000, not 200000."},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name+" in JSON", func(t *testing.T) {
-			r := apiJSON(t, s, http.MethodPost, tc.path, `{"`+tc.field+`":`+tc.value+`}`)
+			body := `{"` + tc.field + `":` + tc.value + `}`
+			if tc.field == "times" {
+				body = `{"stage":"installing","times":` + tc.value + `}`
+			}
+			r := apiJSON(t, s, http.MethodPost, tc.path, body)
 			checkFieldError(t, r, tc.field, tc.wantText)
 		})
 		t.Run(tc.name+" in a form", func(t *testing.T) {
