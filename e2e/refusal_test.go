@@ -39,6 +39,15 @@ func TestRefusedStartKeepsFormAndMessage(t *testing.T) {
 			t.Errorf("the refused start logged %q in the browser, want only the 400 response", p)
 		}
 	}
+
+	// With the email corrected, the start goes through and the old message
+	// goes away.
+	eval[bool](tb, `(document.querySelector('#start-form [name="email"]').value = "nora@example.org", true)`)
+	tb.click(startButton)
+	tb.waitPanel(slotPanel)
+	if got := strings.TrimSpace(tb.text("#start-errors")); got != "" {
+		t.Errorf("after the successful start the form still shows %q", got)
+	}
 }
 
 // A start form that comes back with the key of an earlier start, as the

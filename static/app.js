@@ -87,6 +87,12 @@
   document.addEventListener("htmx:beforeRequest", function (ev) {
     var box = document.getElementById("flash");
     if (box) box.replaceChildren();
+    // A new try clears the message of the last one where its errors go,
+    // so that a later success does not stand beside an old error.
+    var headers = ev.detail.requestConfig && ev.detail.requestConfig.headers;
+    var errorTarget = headers && headers["X-Error-Target"];
+    var errors = errorTarget && document.querySelector(errorTarget);
+    if (errors) errors.replaceChildren();
     // A form's new outcome replaces the notice of its last one, also when
     // the outcome is an error that goes elsewhere in the panel.
     var panel = ev.target.closest && ev.target.closest("#sim-panel");
