@@ -202,6 +202,37 @@ func TestPerStepButtonsFinishAFailedOnboarding(t *testing.T) {
 	}
 }
 
+func TestFailedTeardownOffersOnlyItsRetry(t *testing.T) {
+	s := testkit.StartServer(t, testkit.Options{})
+	b := s.Login(t)
+	for _, stage := range []string{"installing", "teardown"} {
+		if status := s.API(t, http.MethodPost, "/api/sim/faults", map[string]any{"stage": stage, "times": 1}, nil); status != http.StatusOK {
+			t.Fatalf("set %s fault: status %d", stage, status)
+		}
+	}
+	o, _ := s.Start(t, "gus")
+	if got := s.WaitFinished(t, o.ID, 10*time.Second); got.Status != "failed" {
+		t.Fatalf("status %s, want failed at installing", got.Status)
+	}
+	if status := s.API(t, http.MethodPost, "/api/testers/gus/teardown", nil, nil); status != http.StatusBadGateway {
+		t.Fatalf("teardown with a fault: status %d, want 502", status)
+	}
+
+	status, page := b.Get(t, "/testers/gus")
+	if status != http.StatusOK {
+		t.Fatalf("tester page: status %d", status)
+	}
+	if !strings.Contains(page, "Retry teardown") {
+		t.Error("the tester page does not offer Retry teardown")
+	}
+	if strings.Contains(page, "Resume setup") {
+		t.Error("the tester page offers Resume setup, which cannot run before the teardown finishes")
+	}
+	if strings.Contains(page, "Install error") {
+		t.Error("the tester page shows the install's error, whose advice to retry no longer applies")
+	}
+}
+
 func TestDeleteTesterOnlyWithoutDeployment(t *testing.T) {
 	s := testkit.StartServer(t, testkit.Options{})
 	o, _ := s.Start(t, "abel")

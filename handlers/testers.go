@@ -213,8 +213,15 @@ func (h *handler) newTesterView(t *onboard.Tester, active, latest *onboard.Onboa
 	v.CanInstall = d.State == onboard.DeploymentActive
 	v.CanTeardown = t.HasDeployment() && d.State != onboard.DeploymentProvisioning && d.State != onboard.DeploymentTearingDown
 	v.CanDelete = !t.HoldsContracts() && !v.Busy
-	if latest != nil && (latest.Status == onboard.StatusFailed || latest.Status == onboard.StatusCanceled) && !t.IsReady() {
+	// A teardown that failed must finish before anything else can run, so
+	// Retry teardown is the one way on, and the install's error, which
+	// says to retry the install, no longer applies.
+	if latest != nil && (latest.Status == onboard.StatusFailed || latest.Status == onboard.StatusCanceled) &&
+		!t.IsReady() && d.State != onboard.DeploymentTeardownFail {
 		v.ResumeID = latest.ID
+	}
+	if d.State == onboard.DeploymentTeardownFail {
+		v.InstallError = ""
 	}
 	return v
 }
