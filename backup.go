@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"time"
 
 	"deployer/storage"
@@ -39,6 +40,9 @@ func runBackup(ctx context.Context, args []string, getenv func(string) string, s
 		return errors.New(backupUsage)
 	}
 	dst := flags.Arg(0)
+	if _, err := os.Stat(filepath.Dir(dst)); errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("folder %s not found; create it, or name a backup file in a folder that exists", filepath.Dir(dst))
+	}
 
 	start := time.Now()
 	err := storage.BackupFile(ctx, db, dst)

@@ -164,6 +164,24 @@ func TestBackupRejectsExistingFile(t *testing.T) {
 	}
 }
 
+func TestBackupMissingFolder(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "deployer.db")
+	p := startBinary(t, db, 0)
+	p.start(t, "gert")
+	folder := filepath.Join(dir, "missing")
+	out, err := runBackupCommand(t, db, filepath.Join(folder, "backup.db"))
+	if err == nil {
+		t.Fatalf("backup into a missing folder succeeded:\n%s", out)
+	}
+	if !strings.Contains(out, "folder "+folder+" not found") {
+		t.Errorf("output %q does not say the folder is missing", out)
+	}
+	if strings.Contains(out, "database") {
+		t.Errorf("output %q blames the database, which exists", out)
+	}
+}
+
 func TestBackupMissingDatabase(t *testing.T) {
 	dir := t.TempDir()
 	db := filepath.Join(dir, "missing.db")
