@@ -49,3 +49,31 @@ func TestInstallOnOfflineSimNodeFails(t *testing.T) {
 		t.Errorf("install state %q after the retry, want installed", tester.InstallState)
 	}
 }
+
+func TestPasswordResetOnOfflineSimNodeWarns(t *testing.T) {
+	s := testkit.StartServer(t, testkit.Options{})
+	o, status := s.Start(t, "bert")
+	if status != http.StatusAccepted {
+		t.Fatalf("start onboarding: status %d, want 202", status)
+	}
+	if done := s.WaitFinished(t, o.ID, 10*time.Second); done.Status != "succeeded" {
+		t.Fatalf("onboarding ended %s, want succeeded", done.Status)
+	}
+	if status := s.API(t, http.MethodPost, "/api/sim/node", map[string]any{"node_id": "1", "online": false}, nil); status != http.StatusOK {
+		t.Fatalf("take node 1 offline: status %d", status)
+	}
+
+	var reset struct {
+		OneTimePassword string `json:"one_time_password"`
+		Warning         string `json:"warning"`
+	}
+	if status := s.API(t, http.MethodPost, "/api/testers/bert/reset-password", nil, &reset); status != http.StatusOK {
+		t.Fatalf("reset password: status %d, want 200", status)
+	}
+	if len(reset.OneTimePassword) < 16 {
+		t.Errorf("one-time password %q, want the new password despite the warning", reset.OneTimePassword)
+	}
+	if !strings.Contains(reset.Warning, "node 1 is offline") || !strings.Contains(reset.Warning, "Install again") {
+		t.Errorf("warning %q, want it to say the node is offline and to press Install again", reset.Warning)
+	}
+}

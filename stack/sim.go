@@ -101,26 +101,41 @@ func (s *Sim) Install(ctx context.Context, req onboard.InstallRequest, progress 
 // is offline in the simulated grid. A request without a node passes, and
 // so does every request when the installer has no simulated grid.
 func (s *Sim) checkOnline(ctx context.Context, req onboard.InstallRequest, progress func(string)) error {
-	nodeID := req.NodeID
-	if s.nodes == nil || nodeID == "" {
-		return nil
+	offline, reason, err := s.nodeOffline(ctx, req)
+	if err != nil || !offline {
+		return err
 	}
-	node, err := s.nodes.Node(ctx, nodeID, true)
-	if err != nil {
-		return fmt.Errorf("check node %s: %w", nodeID, err)
-	}
-	if node.Online {
-		return nil
-	}
-	progress(fmt.Sprintf("Cannot reach %s: node %s is offline", req.VMAddress, nodeID))
+	progress(fmt.Sprintf("Cannot reach %s: node %s is offline", req.VMAddress, req.NodeID))
 	return onboard.Errorf(onboard.EInstallFailed, "Node %s is offline (%s) in the simulated grid, "+
 		"so the install cannot reach the VM at %s. Bring the node back online in the simulator panel "+
-		"or with POST /api/sim/node, then press Retry.", nodeID, node.Reason, req.VMAddress)
+		"or with POST /api/sim/node, then press Retry.", req.NodeID, reason, req.VMAddress)
+}
+
+// nodeOffline reports whether the request's node is offline in the
+// simulated grid, with the grid's reason. A request without a node is
+// online, and so is every request when the installer has no simulated grid.
+func (s *Sim) nodeOffline(ctx context.Context, req onboard.InstallRequest) (bool, string, error) {
+	if s.nodes == nil || req.NodeID == "" {
+		return false, "", nil
+	}
+	node, err := s.nodes.Node(ctx, req.NodeID, true)
+	if err != nil {
+		return false, "", fmt.Errorf("check node %s: %w", req.NodeID, err)
+	}
+	return !node.Online, node.Reason, nil
 }
 
 // SetLoginGate pretends to write the login gate; the simulated VM has none
-// to check, so it only takes a moment.
+// to check, so it only takes a moment. Like the install, it cannot reach a
+// VM whose node is offline.
 func (s *Sim) SetLoginGate(ctx context.Context, req onboard.InstallRequest) error {
+	offline, reason, err := s.nodeOffline(ctx, req)
+	if err != nil {
+		return err
+	}
+	if offline {
+		return fmt.Errorf("node %s is offline (%s) in the simulated grid", req.NodeID, reason)
+	}
 	if !onboard.Sleep(ctx, s.delay/10) {
 		return ctx.Err()
 	}
