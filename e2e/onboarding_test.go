@@ -213,4 +213,9 @@ func TestResumeOnTesterPageUpdatesDetail(t *testing.T) {
 	if n := tb.count("section.panel"); n != 1 {
 		t.Errorf("the tester page shows %d panels, want 1", n)
 	}
+	// The history and the activity below it follow too, without a reload.
+	tb.waitFor("the resumed attempt in the history", pageTimeout,
+		`document.querySelector('#tester-history tbody').textContent.includes("succeeded")`)
+	tb.waitFor("the resume in the activity", pageTimeout,
+		`document.querySelector('#tester-activity tbody').textContent.includes("onboarding.resume")`)
 }

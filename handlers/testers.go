@@ -270,18 +270,18 @@ func (h *handler) showTesterPage(c *fiber.Ctx) error {
 			active = latest
 		}
 	}
-	view := h.newTesterView(t, active, latest)
-	if isHTMX(c) {
-		return h.renderFragment(c, http.StatusOK, "partials/tester_detail", view)
-	}
-
-	p := testerPage{page: h.page(c, t.Username, "testers"), Tester: view}
-	if active != nil {
-		p.Running = append(p.Running, newPanelView(active, ""))
-	}
+	p := testerPage{page: h.page(c, t.Username, "testers"), Tester: h.newTesterView(t, active, latest)}
 	p.History = historyRows(history)
 	if p.Activity, err = h.svc.Audit(ctx, onboard.AuditFilter{Tester: username, Limit: 30}); err != nil {
 		return err
+	}
+	// The tester block refreshes itself over htmx, and takes the history
+	// and the activity along, which its hx-select-oob swaps in.
+	if isHTMX(c) {
+		return h.renderFragment(c, http.StatusOK, "partials/tester_refresh", p)
+	}
+	if active != nil {
+		p.Running = append(p.Running, newPanelView(active, ""))
 	}
 	if p.StepLog, err = h.svc.TesterLog(ctx, username, 200); err != nil {
 		return err
