@@ -214,8 +214,8 @@ func (h *handler) newTesterView(t *onboard.Tester, active, latest *onboard.Onboa
 	v.CanTeardown = t.HasDeployment() && d.State != onboard.DeploymentProvisioning && d.State != onboard.DeploymentTearingDown
 	v.CanDelete = !t.HoldsContracts() && !v.Busy
 	// A teardown that failed must finish before anything else can run, so
-	// Retry teardown is the one way on, and the install's error, which
-	// says to retry the install, no longer applies.
+	// Retry teardown is the only step offered. The install's error advises
+	// a retry of the install, which no longer applies, so it is hidden.
 	if latest != nil && (latest.Status == onboard.StatusFailed || latest.Status == onboard.StatusCanceled) &&
 		!t.IsReady() && d.State != onboard.DeploymentTeardownFail {
 		v.ResumeID = latest.ID

@@ -87,8 +87,8 @@
   document.addEventListener("htmx:beforeRequest", function (ev) {
     var box = document.getElementById("flash");
     if (box) box.replaceChildren();
-    // A new try clears the message of the last one where its errors go,
-    // so that a later success does not stand beside an old error.
+    // Each request empties the element its errors go to, so that a later
+    // success does not appear beside an old error.
     var headers = ev.detail.requestConfig && ev.detail.requestConfig.headers;
     var errorTarget = headers && headers["X-Error-Target"];
     var errors = errorTarget && document.querySelector(errorTarget);
