@@ -100,3 +100,36 @@ func TestStartBlockedWhenNoRoom(t *testing.T) {
 		checkStartBlocked(t, tb, s, "no room for another tester")
 	})
 }
+
+// The capacity readout inside the start form refreshes every few seconds.
+// What the admin typed, and the message of a refused start, stay through
+// the refresh.
+func TestReadoutRefreshKeepsTypedFields(t *testing.T) {
+	requireBrowser(t)
+	s, tb := startAdminTab(t, serverOptions{})
+
+	tb.fillStartForm("hedda", "Hedda Example", "not-an-email")
+	eval[bool](tb, `(document.getElementById("start-form").noValidate = true)`)
+	tb.click(startButton)
+	tb.waitFor("the start error", pageTimeout, `document.querySelector("#start-errors").textContent.trim() !== ""`)
+	tb.takeProblems()
+
+	before := len(tb.requestsTo(s.URL + "/capacity"))
+	eval[bool](tb, `(document.body.dispatchEvent(new CustomEvent("deployer:changed")), true)`)
+	tb.waitFor("a readout refresh", pageTimeout, `!document.querySelector("#capacity.htmx-request")`)
+	tb.settleNetwork(s.URL)
+	tb.waitSettled()
+	if after := len(tb.requestsTo(s.URL + "/capacity")); after <= before {
+		t.Fatalf("the readout sent %d requests after the change, want a refresh", after-before)
+	}
+
+	for field, want := range map[string]string{"username": "hedda", "full_name": "Hedda Example", "email": "not-an-email"} {
+		got := eval[string](tb, `document.querySelector('#start-form [name="`+field+`"]').value`)
+		if got != want {
+			t.Errorf("after the readout refreshed the %s field holds %q, want %q", field, got, want)
+		}
+	}
+	if got := tb.text("#start-errors"); !strings.Contains(strings.ToLower(got), "email") {
+		t.Errorf("after the readout refreshed the start error says %q, want the email message kept", got)
+	}
+}

@@ -66,7 +66,11 @@
   // After a start, clear the tester's fields for the next one; the node and
   // the new form key stay.
   document.addEventListener("htmx:afterRequest", function (ev) {
-    var form = ev.detail.elt;
+    // htmx repeats the event on the closest element still in the page when
+    // a request's own element was swapped out, as the capacity readout's
+    // refresh is, so the request's element is what tells a start apart.
+    var config = ev.detail.requestConfig;
+    var form = config && config.elt;
     if (!form || form.id !== "start-form") return;
     followCapacity();
     // htmx is set to treat no status as an error, because the deployer's
@@ -87,9 +91,11 @@
   document.addEventListener("htmx:beforeRequest", function (ev) {
     var box = document.getElementById("flash");
     if (box) box.replaceChildren();
-    // Each request empties the element its errors go to, so that a later
-    // success does not appear beside an old error.
-    var headers = ev.detail.requestConfig && ev.detail.requestConfig.headers;
+    // Each action empties the element its errors go to, so that a later
+    // success does not appear beside an old error. Refreshes, which are
+    // GETs and inherit the same header from the form around them, leave it.
+    var config = ev.detail.requestConfig;
+    var headers = config && config.verb !== "get" && config.headers;
     var errorTarget = headers && headers["X-Error-Target"];
     var errors = errorTarget && document.querySelector(errorTarget);
     if (errors) errors.replaceChildren();
