@@ -116,8 +116,15 @@ func (r *Runner) StartOnboarding(ctx context.Context, in StartInput) (res StartR
 
 	unlock, err := r.svc.lockTester(in.Username, "A step")
 	if err != nil {
-		if o, ok, err2 := r.existingStart(ctx, in); err2 == nil && ok {
+		// A start for the same tester holds the lock: answer as it will,
+		// with its onboarding, or with the form key's error when the key
+		// started another tester meanwhile.
+		o, ok, err2 := r.existingStart(ctx, in)
+		switch {
+		case err2 == nil && ok:
 			return StartResult{Onboarding: o}, nil
+		case ErrorField(err2) == "form_key":
+			return StartResult{}, err2
 		}
 		return StartResult{}, err
 	}
