@@ -84,6 +84,17 @@ func stillDone(o *Onboarding, t *Tester, stage string) bool {
 	return true
 }
 
+// firstToRun returns the first stage that a new attempt of o runs, given
+// what the tester has now.
+func firstToRun(o *Onboarding, t *Tester) string {
+	for _, stage := range Stages[1:] {
+		if !stillDone(o, t, stage) {
+			return stage
+		}
+	}
+	return StageReady
+}
+
 // renewLease extends the worker's lease until ctx ends, and stops the worker
 // if another process took the onboarding over. Its log lines go to log, which
 // carries the onboarding's ids.
@@ -304,7 +315,12 @@ func (r *Runner) Resume(ctx context.Context, id string) (o *Onboarding, err erro
 	if err != nil {
 		return o, err
 	}
-	e, err := r.store.AppendEvent(ctx, Event{OnboardingID: id, Stage: o.CurrentStage().Name, Status: StageRunning,
+	t, err := r.store.FindTester(ctx, o.Username)
+	if err != nil {
+		unlock()
+		return o, err
+	}
+	e, err := r.store.AppendEvent(ctx, Event{OnboardingID: id, Stage: firstToRun(o, t), Status: StageRunning,
 		Kind: EventResume, Message: fmt.Sprintf("Attempt %d started by %s", o.Attempt+1, ActorFrom(ctx)),
 		Time: r.svc.now()})
 	if err != nil {
