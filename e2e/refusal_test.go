@@ -51,8 +51,8 @@ func TestRefusedStartKeepsFormAndMessage(t *testing.T) {
 }
 
 // A start form that comes back with the key of an earlier start, as the
-// Back button brings it, cannot start another tester. The message says so,
-// the form gets a fresh key, and the next press starts the tester.
+// Back button brings it, cannot start another tester. The error names both
+// testers, the form gets a fresh key, and the next press starts the tester.
 func TestStaleFormKeyGetsAFreshOne(t *testing.T) {
 	requireBrowser(t)
 	s, tb := startAdminTab(t, serverOptions{})

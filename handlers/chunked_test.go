@@ -42,10 +42,10 @@ func sendBody(t *testing.T, base, path string, header map[string]string, body st
 	return response{Status: resp.StatusCode, Header: resp.Header, Body: string(raw)}
 }
 
-// A chunked body over the limit gets the JSON error that a sized one gets
-// on /api/. fasthttp clears such a request before the deployer sees it, so
-// off /api/ it gets the same JSON: browsers send forms with a
-// Content-Length, so a chunked body comes from a script.
+// A chunked body over the limit gets the same JSON error as a sized one on
+// /api/. fasthttp clears such a request before the handler runs, so pages
+// get that JSON too. Browsers send forms with a Content-Length, so a chunked
+// body comes from a script.
 func TestChunkedBodyOverLimitGetsJSON(t *testing.T) {
 	s := testkit.StartServer(t, testkit.Options{})
 	body := `{"username":"bob","full_name":"` + strings.Repeat("x", 70<<10) + `"}`
@@ -84,7 +84,7 @@ func TestChunkedBodyOverLimitGetsJSON(t *testing.T) {
 			checkSecurityHeaders(t, "chunked body over the limit", chunked.Header)
 		})
 	}
-	// A sized body over the limit still gets the page's own answer.
+	// A sized body over the limit on a page still gets the HTML response.
 	htmx := map[string]string{"HX-Request": "true", "Content-Type": "application/x-www-form-urlencoded"}
 	page := sendBody(t, s.URL, "/sim/faults", htmx, body, false)
 	if ct := page.Header.Get("Content-Type"); page.Status != http.StatusRequestEntityTooLarge || !strings.HasPrefix(ct, "text/html") {

@@ -389,22 +389,22 @@ func jsonIntegerError(typeErr *json.UnmarshalTypeError) error {
 // as 1e9 or 2.0 is a whole number, but the decoders read only plain digits,
 // so the message shows it in digits.
 func integerError(field string, t reflect.Type, literal string) error {
-	label, shown := fieldLabel(field), clip(literal, 40)
+	label, quoted := fieldLabel(field), clip(literal, 40)
 	// 1024 bits keep every digit of a value near the 64-bit limits, so
 	// that 9223372036854775807.5 does not round to a whole number.
 	f, ok := new(big.Float).SetPrec(1024).SetString(literal)
 	if !ok && isHugeNumber(literal) {
-		return onboard.FieldError(field, "%s must be a whole number, not %s, which is out of range.", label, shown)
+		return onboard.FieldError(field, "%s must be a whole number, not %s, which is out of range.", label, quoted)
 	}
 	if !ok || !f.IsInt() {
-		return onboard.FieldError(field, "%s must be a whole number, not %s.", label, shown)
+		return onboard.FieldError(field, "%s must be a whole number, not %s.", label, quoted)
 	}
 	digits := f.Text('f', 0)
 	if parseInteger(digits, t) != nil {
-		return onboard.FieldError(field, "%s must be a whole number, not %s, which is out of range.", label, shown)
+		return onboard.FieldError(field, "%s must be a whole number, not %s, which is out of range.", label, quoted)
 	}
 	return onboard.FieldError(field, "%s must be a whole number in plain digits, so send %s instead of %s.",
-		label, digits, shown)
+		label, digits, quoted)
 }
 
 // isHugeNumber reports whether literal is a number too large for a float64,

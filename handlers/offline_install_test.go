@@ -9,9 +9,12 @@ import (
 	"deployer/internal/testkit"
 )
 
-func TestInstallOnOfflineSimNodeFails(t *testing.T) {
+// readyTesterOnOfflineNode starts a deployer, onboards username to ready
+// on node 1, then takes the node offline in the simulated grid.
+func readyTesterOnOfflineNode(t *testing.T, username string) *testkit.Server {
+	t.Helper()
 	s := testkit.StartServer(t, testkit.Options{})
-	o, status := s.Start(t, "alice")
+	o, status := s.Start(t, username)
 	if status != http.StatusAccepted {
 		t.Fatalf("start onboarding: status %d, want 202", status)
 	}
@@ -21,6 +24,11 @@ func TestInstallOnOfflineSimNodeFails(t *testing.T) {
 	if status := s.API(t, http.MethodPost, "/api/sim/node", map[string]any{"node_id": "1", "online": false}, nil); status != http.StatusOK {
 		t.Fatalf("take node 1 offline: status %d", status)
 	}
+	return s
+}
+
+func TestInstallOnOfflineSimNodeFails(t *testing.T) {
+	s := readyTesterOnOfflineNode(t, "alice")
 
 	r := apiJSON(t, s, http.MethodPost, "/api/testers/alice/install", "")
 	if r.Status != http.StatusBadGateway {
@@ -51,17 +59,7 @@ func TestInstallOnOfflineSimNodeFails(t *testing.T) {
 }
 
 func TestPasswordResetOnOfflineSimNodeWarns(t *testing.T) {
-	s := testkit.StartServer(t, testkit.Options{})
-	o, status := s.Start(t, "bert")
-	if status != http.StatusAccepted {
-		t.Fatalf("start onboarding: status %d, want 202", status)
-	}
-	if done := s.WaitFinished(t, o.ID, 10*time.Second); done.Status != "succeeded" {
-		t.Fatalf("onboarding ended %s, want succeeded", done.Status)
-	}
-	if status := s.API(t, http.MethodPost, "/api/sim/node", map[string]any{"node_id": "1", "online": false}, nil); status != http.StatusOK {
-		t.Fatalf("take node 1 offline: status %d", status)
-	}
+	s := readyTesterOnOfflineNode(t, "bert")
 
 	var reset struct {
 		OneTimePassword string `json:"one_time_password"`

@@ -116,6 +116,8 @@ func sameWords(a, b string) bool {
 	return strings.EqualFold(strings.Join(strings.Fields(a), " "), strings.Join(strings.Fields(b), " "))
 }
 
+// knownTesterDiffers returns the conflict for a field whose value differs
+// from the stored tester's, naming whom the username belongs to.
 func knownTesterDiffers(t *Tester, field, label string) *Error {
 	return &Error{Code: EConflict, Field: field, Message: fmt.Sprintf("Username %s belongs to %s <%s>, "+
 		"and the %s given differs. Leave full name and email empty to onboard that tester, "+

@@ -155,7 +155,7 @@ func (s *Service) noteProvisionOutcome(nodeID string, err error) {
 	}
 	// The mark's reason quotes the failure without its advice to retry,
 	// because a degraded node takes no retry until the mark is cleared.
-	reason := strings.TrimSuffix(strings.TrimSuffix(ErrorMessage(err), retryAdvice), ".")
+	reason := strings.TrimSuffix(withoutRetryAdvice(ErrorMessage(err)), ".")
 	failures, err2 := s.store.CountNodeFailure(ctx, nodeID, s.opts.DegradeAfter, reason, s.now())
 	if err2 != nil {
 		s.log.Error("Node failure not counted", "node_id", nodeID, "error", err2)

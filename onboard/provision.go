@@ -123,8 +123,8 @@ func (s *Service) provision(ctx context.Context, run *stepRun, nodeID string) er
 		if err := s.store.RecordContract(context.WithoutCancel(ctx), username, c); err != nil {
 			return err
 		}
-		// The grid reports contracts it made and ones it found under the
-		// project's name alike, so the line says recorded.
+		// The grid passes both the contracts it made and the ones it found
+		// under the project's name, so the line reads "Recorded".
 		run.say("Recorded %s contract %d (%s)", c.Kind, c.ID, c.Name)
 		return nil
 	}

@@ -116,9 +116,9 @@ func (r *Runner) StartOnboarding(ctx context.Context, in StartInput) (res StartR
 
 	unlock, err := r.svc.lockTester(in.Username, "A step")
 	if err != nil {
-		// A start for the same tester holds the lock: answer as it will,
-		// with its onboarding, or with the form key's error when the key
-		// started another tester meanwhile.
+		// Another start for the same tester holds the lock. Return what
+		// that start returns: its onboarding, or the form key's error when
+		// the key started another tester meanwhile.
 		o, ok, err2 := r.existingStart(ctx, in)
 		switch {
 		case err2 == nil && ok:

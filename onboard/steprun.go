@@ -115,6 +115,12 @@ func (s *Service) stepError(ctx context.Context, stage, code string, err error) 
 // retryAdvice ends the message of a step that failed and may be retried.
 const retryAdvice = " Press Retry to try again."
 
+// withoutRetryAdvice returns a failure message without its closing advice
+// to retry, for quoting where another step must come first.
+func withoutRetryAdvice(message string) string {
+	return strings.TrimSuffix(message, retryAdvice)
+}
+
 func capitalize(s string) string {
 	if s == "" {
 		return s

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 )
 
 // work claims the onboarding and runs its remaining stages in order;
@@ -166,8 +165,6 @@ func (r *Runner) runStage(ctx context.Context, o *Onboarding, stage string) erro
 	return fmt.Errorf("unknown stage %q", stage)
 }
 
-// stageEvent records a stage status change; a failure to store it fails the
-// stage, because the stream would otherwise show a stale state.
 // doneTester reads the tester after a step succeeded, for its done event.
 // The step's work is stored by then even when the worker is being stopped,
 // so the read ignores ctx's cancellation, and the done event records what
@@ -180,6 +177,8 @@ func (r *Runner) doneTester(ctx context.Context, o *Onboarding) (*Tester, error)
 	return t, nil
 }
 
+// stageEvent records a stage status change. A failure to store it fails the
+// stage, because the stream would otherwise show a stale state.
 func (r *Runner) stageEvent(o *Onboarding, stage, status, message string) error {
 	_, err := r.svc.emit(Event{OnboardingID: o.ID, Stage: stage, Status: status, Message: message, Kind: EventStage})
 	if err == nil {
@@ -224,7 +223,7 @@ func (r *Runner) finishCanceled(o *Onboarding, stage string, release func()) {
 		run := r.svc.newRun(o.Username, StageProvisioning, o.ID, o.Attempt)
 		if err := r.svc.teardown(ctx, run, o.ID); err != nil {
 			r.stageEvent(o, StageProvisioning, StageCanceled,
-				"Undo failed: "+strings.TrimSuffix(ErrorMessage(err), retryAdvice)+" Press Teardown on the tester page.")
+				"Undo failed: "+withoutRetryAdvice(ErrorMessage(err))+" Press Teardown on the tester page.")
 		} else {
 			r.stageEvent(o, StageProvisioning, StageCanceled, "Undone: every contract canceled and the slots freed")
 		}
